@@ -1,0 +1,3 @@
+from elevtts.cli import main
+
+main()

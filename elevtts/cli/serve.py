@@ -1,0 +1,145 @@
+"""`elevtts serve` and `elevtts voices`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import ssl
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from elevtts.cli import app
+from elevtts.errors import ExitCode
+
+
+def _missing_local_extra(exc: ImportError) -> typer.Exit:
+    typer.echo(
+        f"elevtts: the local voices need the 'local' extra ({exc.name} is missing): "
+        "pip install 'elevtts[local]'",
+        err=True,
+    )
+    return typer.Exit(ExitCode.USAGE)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port; 0 picks a free one.")] = 8765,
+    voice: Annotated[
+        list[str] | None, typer.Option("--voice", help="Serve only this voice (repeatable). Default: all.")
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="ELEVTTS_SERVER_API_KEY",
+            help="Require this key (xi-api-key header, authorization, or first message).",
+            show_default=False,
+        ),
+    ] = None,
+    certfile: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="TLS certificate (PEM): serve wss://.")] = None,
+    keyfile: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="TLS private key (PEM).")] = None,
+    dictionary: Annotated[
+        list[Path] | None,
+        typer.Option("--dictionary", exists=True, dir_okay=False, help="W3C PLS lexicon to offer (repeatable)."),
+    ] = None,
+    slots: Annotated[int, typer.Option(min=1, max=16, help="Pieces synthesized at once, shared by all streams.")] = 1,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run a local server that speaks the stream-input and multi-stream-input protocols offline."""
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        from elevtts.server.app import ServerConfig, serve_forever
+        from elevtts.server.dictionary import DictionaryStore, load_lexicon
+        from elevtts.server.engines import available_voices
+    except ImportError as exc:
+        raise _missing_local_extra(exc) from None
+
+    known = [v.voice_id for v in available_voices()]
+    unknown = [v for v in voice or [] if v not in known]
+    if unknown:
+        typer.echo(f"elevtts serve: unknown voice {', '.join(unknown)}; available: {', '.join(known)}", err=True)
+        raise typer.Exit(ExitCode.USAGE)
+    if (certfile is None) != (keyfile is None):
+        typer.echo("elevtts serve: --certfile and --keyfile go together", err=True)
+        raise typer.Exit(ExitCode.USAGE)
+    ssl_context = None
+    if certfile is not None and keyfile is not None:
+        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            ssl_context.load_cert_chain(certfile, keyfile)
+        except (ssl.SSLError, OSError) as exc:
+            typer.echo(f"elevtts serve: cannot load the certificate: {exc}", err=True)
+            raise typer.Exit(ExitCode.USAGE) from None
+    store = DictionaryStore()
+    for path in dictionary or []:
+        try:
+            lexicon = load_lexicon(path)
+        except (OSError, ValueError) as exc:
+            typer.echo(f"elevtts serve: {path}: {exc}", err=True)
+            raise typer.Exit(ExitCode.INPUT) from None
+        store.add(lexicon)
+        typer.echo(
+            f"dictionary {lexicon.name}: pronunciation_dictionary_id={lexicon.dictionary_id} "
+            f"version_id={lexicon.version_id}",
+            err=True,
+        )
+    config = ServerConfig(
+        host=host,
+        port=port,
+        api_key=api_key,
+        voices=tuple(voice or ()),
+        dictionaries=store,
+        synthesis_slots=slots,
+        ssl_context=ssl_context,
+    )
+
+    def ready(url: str) -> None:
+        print(url, flush=True)  # stdout: for scripts
+        typer.echo(
+            f"elevtts serve: listening on {url} (voices: {', '.join(voice or known)}); Ctrl-C to stop", err=True
+        )
+
+    try:
+        asyncio.run(_run_until_signal(serve_forever(config, ready=ready)))
+    except OSError as exc:
+        typer.echo(f"elevtts serve: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(ExitCode.CONNECT) from None
+    except KeyboardInterrupt:
+        pass
+    typer.echo("elevtts serve: stopped", err=True)
+
+
+async def _run_until_signal(main: object) -> None:
+    """Run `main` and cancel it cleanly on SIGTERM or SIGINT."""
+    task = asyncio.ensure_future(main)  # type: ignore[arg-type]
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        await task
+    except asyncio.CancelledError:
+        if not task.cancelled():
+            raise
+
+
+@app.command()
+def voices(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the voices as JSON.")] = False,
+) -> None:
+    """List the local voices."""
+    try:
+        from elevtts.server.engines import available_voices
+    except ImportError as exc:
+        raise _missing_local_extra(exc) from None
+    found = available_voices()
+    if as_json:
+        json.dump({"voices": [v.to_json() for v in found]}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return
+    for v in found:
+        typer.echo(f"{v.voice_id:<10} {v.engine:<8} {v.language:<4} {v.sample_rate} Hz  {v.description}")

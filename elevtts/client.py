@@ -1,0 +1,398 @@
+"""The client library: one WebSocket connection, its contexts, their audio, and latency statistics.
+
+    async with Session.open(endpoint, options) as session:        # stream-input
+        stream = await session.start()                            # sends the opener
+        await stream.send("Hello there. ", flush=True)
+        await stream.end()                                        # {"text": ""}
+        async for frame in stream:                                # AudioFrame until isFinal
+            ...
+
+With `multi=True` the same calls use `multi-stream-input`, and `session.start(context_id)` may be
+called up to five times; `stream.close()` is a barge-in (`close_context` without a flush).
+
+Failures are raised as the `elevtts.errors` tree, with the server's `error` and `message`.
+The API key travels only in the `xi-api-key` header; it is never put in a URL or a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+
+from elevtts.errors import (
+    AuthenticationError,
+    ConnectError,
+    ConnectionDropped,
+    ElevttsError,
+    InactivityTimeout,
+    ServerError,
+)
+from elevtts.protocol import (
+    AudioFrame,
+    ClientMessage,
+    CloseCode,
+    DictionaryLocator,
+    ErrorFrame,
+    FinalFrame,
+    StreamParams,
+    VoiceSettings,
+    parse_server_message,
+)
+
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # the service sends frames up to 16 MB
+AUTH_ERRORS = frozenset({"invalid_api_key", "unauthorized", "missing_api_key", "authentication_error"})
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where to connect: a ws:// or wss:// base URL, and the key (never printed)."""
+
+    base_url: str
+    api_key: str | None = field(default=None, repr=False)
+    open_timeout: float = 10.0
+
+    def url(self, voice_id: str, params: StreamParams, *, multi: bool) -> str:
+        path = "multi-stream-input" if multi else "stream-input"
+        base = self.base_url.rstrip("/")
+        return f"{base}/v1/text-to-speech/{quote(voice_id, safe='')}/{path}?{urlencode(params.to_query())}"
+
+    @property
+    def display(self) -> str:
+        """The URL without query or credentials, safe to print."""
+        parts = urlsplit(self.base_url)
+        return f"{parts.scheme}://{parts.hostname}{':' + str(parts.port) if parts.port else ''}{parts.path}"
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """What the opener and the query string say."""
+
+    voice_id: str
+    params: StreamParams = field(default_factory=StreamParams)
+    voice_settings: VoiceSettings | None = None
+    schedule: tuple[int, ...] | None = None
+    dictionary_locators: tuple[DictionaryLocator, ...] = ()
+
+
+def _percentile(values: Sequence[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+@dataclass
+class StreamStats:
+    """Latency and volume of one stream. Times are `time.monotonic()` seconds."""
+
+    connect_ms: float | None = None
+    started_at: float = field(default_factory=time.monotonic)
+    first_text_at: float | None = None
+    first_audio_at: float | None = None
+    finished_at: float | None = None
+    chars_sent: int = 0
+    messages_sent: int = 0
+    flushes: int = 0
+    audio_chunks: int = 0
+    audio_bytes: int = 0
+    flush_latencies_ms: list[float] = field(default_factory=list)
+    # Segments closed by a flush: (non-space characters before it, when it was sent), waiting for audio.
+    _pending_flushes: list[tuple[int, float]] = field(default_factory=list)
+    _flushed_upto: int = 0
+    _spoken_chars_sent: int = 0
+    _spoken_chars_received: int = 0
+
+    def text_sent(self, text: str, *, flush: bool, now: float) -> None:
+        if text.strip() and self.first_text_at is None:
+            self.first_text_at = now
+        self.chars_sent += len(text)
+        self.messages_sent += 1
+        self._spoken_chars_sent += sum(not c.isspace() for c in text)
+        if flush:
+            self.flushes += 1
+            # A flush covers everything sent since the previous one; its latency runs to the
+            # first audio of that text.
+            already_heard = self._spoken_chars_received > self._flushed_upto
+            if self._spoken_chars_sent > self._flushed_upto and not already_heard:
+                self._pending_flushes.append((self._flushed_upto, now))
+            self._flushed_upto = self._spoken_chars_sent
+
+    def audio_received(self, frame: AudioFrame, *, now: float) -> None:
+        if self.first_audio_at is None and frame.audio:
+            self.first_audio_at = now
+        self.audio_chunks += 1
+        self.audio_bytes += len(frame.audio)
+        if frame.alignment is None:  # no alignment: the oldest waiting flush gets this audio
+            if self._pending_flushes and frame.audio:
+                _, sent_at = self._pending_flushes.pop(0)
+                self.flush_latencies_ms.append(max(0.0, (now - sent_at) * 1000))
+            return
+        self._spoken_chars_received += sum(not c.isspace() for c in frame.alignment.chars)
+        while self._pending_flushes and self._spoken_chars_received > self._pending_flushes[0][0]:
+            _, sent_at = self._pending_flushes.pop(0)
+            self.flush_latencies_ms.append(max(0.0, (now - sent_at) * 1000))
+
+    @property
+    def ttfb_ms(self) -> float | None:
+        """First text sent to first audio byte received."""
+        if self.first_text_at is None or self.first_audio_at is None:
+            return None
+        return (self.first_audio_at - self.first_text_at) * 1000
+
+    @property
+    def total_ms(self) -> float:
+        return ((self.finished_at or time.monotonic()) - self.started_at) * 1000
+
+    def summary(self) -> dict[str, Any]:
+        latencies = self.flush_latencies_ms
+        return {
+            "connect_ms": _round(self.connect_ms),
+            "ttfb_ms": _round(self.ttfb_ms),
+            "flush_latency_ms": {
+                "count": len(latencies),
+                "p50": _round(_percentile(latencies, 50)),
+                "p95": _round(_percentile(latencies, 95)),
+                "max": _round(max(latencies) if latencies else None),
+                "all": [_round(x) for x in latencies],
+            },
+            "total_ms": _round(self.total_ms),
+            "chars_sent": self.chars_sent,
+            "messages_sent": self.messages_sent,
+            "flushes": self.flushes,
+            "audio_chunks": self.audio_chunks,
+            "audio_bytes": self.audio_bytes,
+        }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+class Stream:
+    """One context of a session (the whole stream, on stream-input)."""
+
+    def __init__(self, session: Session, context_id: str | None) -> None:
+        self.session = session
+        self.context_id = context_id
+        self.stats = StreamStats()
+        self.final = False
+        self._frames: asyncio.Queue[AudioFrame | FinalFrame | ElevttsError] = asyncio.Queue()
+        self._ended = False
+
+    async def send(self, text: str, *, flush: bool = False, try_trigger: bool = False) -> None:
+        """Send text (it should end with a single space, as the protocol asks)."""
+        message = ClientMessage(text=text, flush=flush, try_trigger_generation=try_trigger, context_id=self.context_id)
+        await self.session._send(message)
+        self.stats.text_sent(text, flush=flush, now=time.monotonic())
+
+    async def flush(self) -> None:
+        await self.send("", flush=True) if self.session.multi else await self.send(" ", flush=True)
+
+    async def keepalive(self) -> None:
+        """Reset the server's inactivity clock without adding text."""
+        await self.session._send(ClientMessage(text="" if self.session.multi else " ", context_id=self.context_id))
+
+    async def end(self) -> None:
+        """No more text: the server speaks what is left, then sends isFinal."""
+        if self._ended:
+            return
+        self._ended = True
+        if self.session.multi:
+            await self.send("", flush=True)
+            await self.session._send(ClientMessage(context_id=self.context_id, close_context=True))
+        else:
+            await self.send("")
+
+    async def close(self) -> None:
+        """Barge-in (multi only): stop this context now; what no flush covered is not spoken."""
+        self._ended = True
+        await self.session._send(ClientMessage(context_id=self.context_id, close_context=True))
+
+    def __aiter__(self) -> AsyncIterator[AudioFrame]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[AudioFrame]:
+        while not self.final:
+            item = await self._frames.get()
+            if isinstance(item, ElevttsError):
+                self.stats.finished_at = time.monotonic()
+                raise item
+            if isinstance(item, FinalFrame):
+                self.final = True
+                self.stats.finished_at = time.monotonic()
+                return
+            yield item
+
+    def _deliver(self, item: AudioFrame | FinalFrame | ElevttsError) -> None:
+        if isinstance(item, AudioFrame):
+            self.stats.audio_received(item, now=time.monotonic())
+        self._frames.put_nowait(item)
+
+
+class Session:
+    """A connection to a stream-input or multi-stream-input endpoint."""
+
+    def __init__(self, endpoint: Endpoint, options: StreamOptions, *, multi: bool = False) -> None:
+        self.endpoint = endpoint
+        self.options = options
+        self.multi = multi
+        self.connect_ms: float | None = None
+        self._socket: ClientConnection | None = None
+        self._streams: dict[str | None, Stream] = {}
+        self._reader: asyncio.Task[None] | None = None
+        self._first_message = True
+
+    @classmethod
+    def open(cls, endpoint: Endpoint, options: StreamOptions, *, multi: bool = False) -> Session:
+        return cls(endpoint, options, multi=multi)
+
+    async def __aenter__(self) -> Session:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def connect(self) -> None:
+        headers = {"xi-api-key": self.endpoint.api_key} if self.endpoint.api_key else {}
+        url = self.endpoint.url(self.options.voice_id, self.options.params, multi=self.multi)
+        started = time.monotonic()
+        try:
+            self._socket = await connect(
+                url,
+                additional_headers=headers,
+                max_size=MAX_MESSAGE_BYTES,
+                open_timeout=self.endpoint.open_timeout,
+                user_agent_header="elevtts",
+            )
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            body = bytes(exc.response.body or b"").decode("utf-8", "replace").strip()[:300]
+            detail = f"{self.endpoint.display} refused the connection: HTTP {status}" + (f" {body}" if body else "")
+            if status in (401, 403) and "model" not in body:
+                raise AuthenticationError(detail) from None
+            raise ConnectError(detail) from None
+        except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            raise ConnectError(f"cannot connect to {self.endpoint.display}: {reason}") from None
+        self.connect_ms = (time.monotonic() - started) * 1000
+        self._reader = asyncio.create_task(self._read())
+
+    async def start(self, context_id: str | None = None) -> Stream:
+        """Open a stream (single) or a context (multi) by sending its opener."""
+        if self.multi:
+            context_id = context_id or uuid.uuid4().hex
+        elif self._streams:
+            raise ValueError("a stream-input session has one stream")
+        stream = Stream(self, context_id if self.multi else None)
+        stream.stats.connect_ms = self.connect_ms
+        self._streams[stream.context_id] = stream
+        options = self.options
+        await self._send(
+            ClientMessage(
+                text=" ",
+                voice_settings=options.voice_settings,
+                schedule=options.schedule,
+                dictionary_locators=options.dictionary_locators or None,
+                context_id=stream.context_id,
+            )
+        )
+        return stream
+
+    async def close_socket(self) -> None:
+        """Multi: ask the server to finish every context and close."""
+        await self._send(ClientMessage(close_socket=True))
+
+    async def aclose(self) -> None:
+        if self._socket is not None:
+            with contextlib.suppress(Exception):
+                await self._socket.close()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+
+    async def _send(self, message: ClientMessage) -> None:
+        if self._socket is None:
+            raise ConnectError("not connected")
+        try:
+            await self._socket.send(message.serialize())
+        except ConnectionClosed:
+            # The reader reports why; give it a moment to record the close.
+            await asyncio.sleep(0)
+            raise self._closed_error() from None
+
+    def _closed_error(self) -> ElevttsError:
+        socket = self._socket
+        code = socket.close_code if socket is not None else None
+        reason = (socket.close_reason if socket is not None else "") or ""
+        if code in (None, 1006):
+            return ConnectionDropped("the connection dropped before the audio was complete")
+        return ServerError(f"the server closed the connection ({code}{': ' + reason if reason else ''})", code=code)
+
+    async def _read(self) -> None:
+        assert self._socket is not None
+        last_error: ErrorFrame | None = None
+        try:
+            async for raw in self._socket:
+                try:
+                    message = parse_server_message(raw)
+                except ValueError as exc:
+                    self._broadcast(ServerError(f"the server sent a bad frame: {exc}"))
+                    return
+                if isinstance(message, ErrorFrame):
+                    last_error = message
+                    target = self._streams.get(message.context_id) if message.context_id else None
+                    if target is not None and self.multi:
+                        target._deliver(_error_from_frame(message))
+                    continue
+                if isinstance(message, AudioFrame | FinalFrame):
+                    stream = self._route(message.context_id)
+                    if stream is not None and not stream.final:
+                        stream._deliver(message)
+        except ConnectionClosed:
+            pass
+        code = self._socket.close_code
+        if last_error is not None and not self.multi:
+            self._broadcast(_error_from_frame(last_error))
+        elif code == CloseCode.NORMAL:
+            # A normal close ends every stream that did not get its isFinal (as the SDK does).
+            for stream in self._streams.values():
+                if not stream.final:
+                    stream._deliver(FinalFrame(stream.context_id))
+        elif last_error is not None:
+            self._broadcast(_error_from_frame(last_error))
+        else:
+            self._broadcast(self._closed_error())
+
+    def _route(self, context_id: str | None) -> Stream | None:
+        if not self.multi:
+            return self._streams.get(None)
+        return self._streams.get(context_id)
+
+    def _broadcast(self, error: ElevttsError) -> None:
+        for stream in self._streams.values():
+            if not stream.final:
+                stream._deliver(error)
+
+
+def _error_from_frame(frame: ErrorFrame) -> ElevttsError:
+    text = f"{frame.error}: {frame.message}" if frame.message else frame.error
+    if frame.error in AUTH_ERRORS:
+        return AuthenticationError(f"the server refused the API key ({text})")
+    if frame.error == "input_timeout_exceeded":
+        return InactivityTimeout(text, error=frame.error, code=frame.code, context_id=frame.context_id)
+    return ServerError(text, error=frame.error, code=frame.code, context_id=frame.context_id)

@@ -1,0 +1,1 @@
+"""The local stream-input server: engines, encoders, alignment and the WebSocket app."""

@@ -1,0 +1,542 @@
+"""The local server: the stream-input and multi-stream-input WebSocket endpoints, and `GET /v1/voices`.
+
+This module moves data between sockets and the pure core (`protocol`, `context`, `buffer`):
+it parses each message, applies it to the context, runs one worker task per context that
+synthesizes its generations piece by piece off the event loop, and sends the frames.
+
+Close codes: 1000 after `isFinal` (single stream) or `close_socket` (multi); 1008 for bad input,
+auth, inactivity and refused requests, after a JSON error frame; 1009 for an oversized message;
+1011 when the engine fails (logged).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from elevtts.chunking import synthesis_pieces
+from elevtts.protocol import (
+    DEFAULT_CONTEXT_ID,
+    MAX_CONTEXTS,
+    MAX_CONTEXTS_MESSAGE,
+    Alignment,
+    AudioFrame,
+    AuthError,
+    ClientMessage,
+    CloseCode,
+    ErrorFrame,
+    FinalFrame,
+    ProtocolError,
+    StreamParams,
+    inactivity_message,
+    parse_client_message,
+)
+from elevtts.server.alignment import frames
+from elevtts.server.context import Context, ContextSettings, Generation
+from elevtts.server.dictionary import DictionaryStore, Lexicon
+from elevtts.server.encode import Encoder, OutputFormat, parse_output_format
+from elevtts.server.engines import Engine, SynthesisOptions, UnknownVoiceError, available_voices, get_engine
+from elevtts.server.remap import remap_alignments
+
+log = logging.getLogger("elevtts.server")
+
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # what the live service accepts
+MAX_FRAME_SECONDS = 1.0  # audio per frame: keeps every frame far below the SDK's 1 MiB limit
+SINGLE_PATH, MULTI_PATH = "stream-input", "multi-stream-input"
+MODELS_WITHOUT_WEBSOCKET = frozenset({"eleven_v3"})
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8765
+    api_key: str | None = field(default=None, repr=False)
+    voices: tuple[str, ...] = ()  # served voice ids; empty = every available voice
+    dictionaries: DictionaryStore = field(default_factory=DictionaryStore)
+    synthesis_slots: int = 1  # pieces synthesized at once, shared fairly by every context
+    ssl_context: ssl.SSLContext | None = None
+
+
+class StreamServer:
+    """The server's shared state: engines, the synthesis slots, the open connections."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.slots = asyncio.Semaphore(config.synthesis_slots)
+        self.voice_ids = config.voices or tuple(v.voice_id for v in available_voices())
+
+    def engine(self, voice_id: str) -> Engine:
+        if voice_id not in self.voice_ids:
+            raise UnknownVoiceError(
+                f"voice {voice_id!r} not found; available voices: {', '.join(self.voice_ids)}"
+            )
+        return get_engine(voice_id)
+
+    async def preload(self, voice_ids: Iterable[str] | None = None) -> None:
+        """Load voices now (default: every served one), so the first request does not pay for it."""
+        for voice_id in self.voice_ids if voice_ids is None else voice_ids:
+            await asyncio.to_thread(get_engine, voice_id)
+
+    # -- HTTP ------------------------------------------------------------------------------
+
+    def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = urlsplit(request.path).path.rstrip("/")
+        if path == "/v1/voices":
+            voices = [v.to_json() for v in available_voices() if v.voice_id in self.voice_ids]
+            return _json_response(connection, HTTPStatus.OK, {"voices": voices})
+        if path in ("", "/health"):
+            return _json_response(connection, HTTPStatus.OK, {"status": "ok"})
+        route = _route(request.path)
+        if route is None:
+            return _json_response(
+                connection, HTTPStatus.NOT_FOUND, {"detail": {"status": "not_found", "message": "no such path"}}
+            )
+        query = dict(parse_qsl(urlsplit(request.path).query))
+        if query.get("model_id") in MODELS_WITHOUT_WEBSOCKET:
+            message = f"model {query['model_id']} is not available over WebSockets"
+            return _json_response(
+                connection, HTTPStatus.FORBIDDEN, {"detail": {"status": "model_not_allowed", "message": message}}
+            )
+        return None
+
+    # -- WebSocket -------------------------------------------------------------------------
+
+    async def handle(self, connection: ServerConnection) -> None:
+        route = _route(connection.request.path if connection.request else "")
+        if route is None:  # process_request refused it already
+            return
+        voice_id, multi = route
+        stream = Stream(self, connection, voice_id, multi=multi)
+        try:
+            await stream.run()
+        except ProtocolError as exc:
+            await stream.fail(exc)
+        except ConnectionClosed:
+            pass
+        except Exception:
+            log.exception("internal error on %s", _peer(connection))
+            await stream.fail(
+                ProtocolError(
+                    "internal_error",
+                    "We are sorry, something went wrong. You are not charged for this request.",
+                    code=CloseCode.INTERNAL_ERROR,
+                )
+            )
+        finally:
+            await stream.stop()
+
+
+def _json_response(connection: ServerConnection, status: HTTPStatus, data: Any) -> Response:
+    response = connection.respond(status, json.dumps(data) + "\n")
+    del response.headers["Content-Type"]
+    response.headers["Content-Type"] = "application/json"
+    return response
+
+
+def _route(path: str) -> tuple[str, bool] | None:
+    """`(voice_id, multi)` for the two endpoints, None for any other path."""
+    parts = urlsplit(path).path.strip("/").split("/")
+    if len(parts) == 4 and parts[:2] == ["v1", "text-to-speech"] and parts[3] in (SINGLE_PATH, MULTI_PATH):
+        return unquote(parts[2]), parts[3] == MULTI_PATH
+    return None
+
+
+def _peer(connection: ServerConnection) -> str:
+    try:
+        host, port, *_ = connection.remote_address
+        return f"{host}:{port}"
+    except (TypeError, ValueError):
+        return "client"
+
+
+def _bearer(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    return value[7:].strip() if value.lower().startswith("bearer ") else value
+
+
+class Stream:
+    """One WebSocket connection: a single stream (one context) or up to five contexts."""
+
+    def __init__(self, server: StreamServer, connection: ServerConnection, voice_id: str, *, multi: bool) -> None:
+        self.server = server
+        self.connection = connection
+        self.voice_id = voice_id
+        self.multi = multi
+        self.contexts: dict[str | None, ContextWorker] = {}
+        self.closing = False  # the client ended its input: speak what is left, then close
+        self.failed = False
+        self.authenticated = server.config.api_key is None
+        self.last_message = time.monotonic()
+        self._watchdog: asyncio.Task[None] | None = None
+        self.params = StreamParams()
+        self.engine: Engine
+        self.output_format: OutputFormat
+
+    async def run(self) -> None:
+        request = self.connection.request
+        assert request is not None
+        self.params = StreamParams.from_query(dict(parse_qsl(urlsplit(request.path).query)))
+        self.output_format = parse_output_format(self.params.output_format)
+        try:
+            self.engine = await asyncio.to_thread(self.server.engine, self.voice_id)
+        except UnknownVoiceError as exc:
+            raise ProtocolError("voice_not_found", str(exc.args[0] if exc.args else exc)) from None
+        self._check_handshake_key(request.headers)
+        self._watchdog = asyncio.create_task(self._watch_inactivity())
+        first = True
+        async for raw in self.connection:
+            self.last_message = time.monotonic()
+            message = parse_client_message(raw)
+            if first:
+                self._check_message_key(message)
+                first = False
+            if self.multi:
+                await self._on_multi(message)
+            else:
+                await self._on_single(message)
+            if self.closing:
+                break
+        if self.closing and not self.failed:
+            await self._drain()
+
+    # -- auth ------------------------------------------------------------------------------
+
+    def _check_handshake_key(self, headers: Headers) -> None:
+        if self.authenticated:
+            return
+        key = headers.get("xi-api-key")
+        if key is None:
+            key = _bearer(headers.get("Authorization")) or _bearer(self.params.authorization)
+        if key is not None:
+            self._verify(key)
+
+    def _check_message_key(self, message: ClientMessage) -> None:
+        if self.authenticated:
+            return
+        key = message.api_key if message.api_key is not None else _bearer(message.authorization)
+        if key is None:
+            raise AuthError("No API key was provided: send it in the xi-api-key header or the first message.")
+        self._verify(key)
+
+    def _verify(self, key: str) -> None:
+        expected = self.server.config.api_key or ""
+        if not hmac.compare_digest(key.strip().encode(), expected.encode()):
+            raise AuthError("Invalid API key.")
+        self.authenticated = True
+
+    # -- single stream -----------------------------------------------------------------------
+
+    async def _on_single(self, message: ClientMessage) -> None:
+        worker = self.contexts.get(None)
+        if worker is None:
+            worker = self._open(None, message)
+        else:
+            worker.context.settings.check_unchanged(message, None)
+        worker.touch()
+        text = message.text
+        if text == "":
+            worker.context.end_of_input()
+            self.closing = True
+        elif text is not None:
+            worker.context.receive(text, try_trigger=message.try_trigger_generation)
+        if message.flush:
+            worker.context.flush()
+        worker.wake()
+
+    # -- multi-context -----------------------------------------------------------------------
+
+    async def _on_multi(self, message: ClientMessage) -> None:
+        if message.close_socket:
+            for worker in self.contexts.values():
+                worker.context.flush()
+                worker.context.closing = True
+                worker.wake()
+            self.closing = True
+            return
+        context_id = message.context_id
+        if context_id is None and not message.flush and not message.close_context and not (message.text or "").strip():
+            return  # a connection keep-alive
+        context_id = context_id or DEFAULT_CONTEXT_ID
+        worker = self.contexts.get(context_id)
+        if worker is not None and worker.context.closing:
+            if message.close_context:
+                return
+            await worker.finished_event.wait()  # the id is being reused: let the old context end first
+            worker = None
+        if worker is None:
+            if message.close_context:
+                await self._send(FinalFrame(context_id).serialize())
+                return
+            worker = self._open(context_id, message)
+        else:
+            worker.context.settings.check_unchanged(message, context_id)
+        worker.touch()
+        if message.text:
+            worker.context.receive(message.text, try_trigger=message.try_trigger_generation)
+        if message.flush:
+            worker.context.flush()
+        if message.close_context:
+            worker.context.close()
+        worker.wake()
+
+    def _open(self, context_id: str | None, message: ClientMessage) -> ContextWorker:
+        if self.multi and sum(not w.done for w in self.contexts.values()) >= MAX_CONTEXTS:
+            raise ProtocolError("max_active_conversations", MAX_CONTEXTS_MESSAGE, context_id=context_id)
+        settings = ContextSettings.from_message(message)
+        lexicons = self._lexicons(settings, context_id)
+        context = Context(context_id, settings, auto_mode=self.params.auto_mode)
+        worker = ContextWorker(self, context, lexicons)
+        self.contexts[context_id] = worker
+        return worker
+
+    def _lexicons(self, settings: ContextSettings, context_id: str | None) -> list[Lexicon]:
+        lexicons = []
+        for locator in settings.dictionary_locators:
+            try:
+                lexicons.append(
+                    self.server.config.dictionaries.get(locator.pronunciation_dictionary_id, locator.version_id)
+                )
+            except KeyError as exc:
+                raise ProtocolError(
+                    "pronunciation_dictionary_not_found", str(exc.args[0]), context_id=context_id
+                ) from None
+        return lexicons
+
+    # -- inactivity ------------------------------------------------------------------------
+
+    async def _watch_inactivity(self) -> None:
+        timeout = self.params.inactivity_timeout
+        while True:
+            await asyncio.sleep(min(0.25, timeout / 4))
+            now = time.monotonic()
+            for worker in list(self.contexts.values()):
+                if worker.expired(now, timeout):
+                    await self._expire(worker, timeout)
+                    if not self.multi:
+                        return
+            active = any(not w.done for w in self.contexts.values())
+            if not active and now - self.last_message > timeout:
+                await self.fail(_inactivity_error(timeout, None))
+                return
+
+    async def _expire(self, worker: ContextWorker, timeout: float) -> None:
+        context_id = worker.context.id
+        if not self.multi:
+            await self.fail(_inactivity_error(timeout, None))
+            return
+        log.info("context %s idle for %gs: closing it", context_id, timeout)
+        worker.context.close()
+        worker.wake()
+        await self._send(ErrorFrame.from_error(_inactivity_error(timeout, context_id)).serialize())
+
+    # -- output ----------------------------------------------------------------------------
+
+    async def _send(self, frame: str) -> None:
+        await self.connection.send(frame)
+
+    async def _drain(self) -> None:
+        """Let every context speak what it must, then close normally."""
+        workers = list(self.contexts.values())
+        if workers:
+            await asyncio.gather(*(w.task for w in workers))
+        await self.connection.close(CloseCode.NORMAL)
+
+    async def fail(self, exc: ProtocolError) -> None:
+        """Send the JSON error frame, then close with its code. The server goes on serving others."""
+        self.failed = True
+        log.info("closing %s: %s (%s)", _peer(self.connection), exc.error, exc.message)
+        with contextlib.suppress(ConnectionClosed):
+            await self.connection.send(ErrorFrame.from_error(exc).serialize())
+        await self.connection.close(exc.code, exc.reason[:120])
+
+    async def stop(self) -> None:
+        """Cancel every task this connection started."""
+        tasks = [w.task for w in self.contexts.values()]
+        if self._watchdog is not None:
+            tasks.append(self._watchdog)
+        current = asyncio.current_task()
+        for task in tasks:
+            if task is not current:
+                task.cancel()
+        await asyncio.gather(*(t for t in tasks if t is not current), return_exceptions=True)
+
+
+def _inactivity_error(timeout: float, context_id: str | None) -> ProtocolError:
+    return ProtocolError(
+        "input_timeout_exceeded",
+        inactivity_message(timeout, json_form=True),
+        reason=inactivity_message(timeout, json_form=False),
+        context_id=context_id,
+    )
+
+
+class ContextWorker:
+    """Synthesizes one context's generations in order and sends its frames."""
+
+    def __init__(self, stream: Stream, context: Context, lexicons: list[Lexicon]) -> None:
+        self.stream = stream
+        self.context = context
+        self.lexicons = lexicons
+        self.last_activity = time.monotonic()
+        self.encoder = Encoder(stream.output_format, stream.engine.voice.sample_rate)
+        voice = context.settings.voice_settings
+        self.options = SynthesisOptions(speed=voice.speed, stability=voice.stability, seed=stream.params.seed)
+        self.done = False
+        self.finished_event = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._held: tuple[bytes, Alignment, Alignment] | None = None  # the last frame, sent on the next
+        self.task = asyncio.create_task(self._run())
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def touch(self) -> None:
+        self.last_activity = time.monotonic()
+
+    def expired(self, now: float, timeout: float) -> bool:
+        """Idle for longer than the timeout (time spent speaking does not count)."""
+        context = self.context
+        return not context.closing and context.idle and now - self.last_activity > timeout
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                generation = self.context.next_generation()
+                if generation is None:
+                    if self.context.finished:
+                        break
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                await self._speak(generation)
+                self.context.done(generation)
+                if self.context.idle and generation.covered:
+                    await self._release(self.encoder.finish())  # a flushed turn is delivered whole
+                self.touch()
+            await self._release(self.encoder.finish())
+            await self.stream._send(FinalFrame(self.context.id).serialize())
+        except ConnectionClosed:
+            pass
+        finally:
+            self.done = True
+            self.finished_event.set()
+
+    async def _speak(self, generation: Generation) -> None:
+        for piece in synthesis_pieces(generation.text):
+            if generation.cancelled:
+                return
+            if not piece.strip():
+                continue
+            async with self.stream.server.slots:
+                if generation.cancelled:
+                    return
+                rendered = await asyncio.to_thread(self._render, piece)
+            if generation.cancelled:
+                return
+            for audio, original, normalized in rendered:
+                await self._emit(audio, original, normalized)
+
+    def _render(self, piece: str) -> list[tuple[bytes, Alignment, Alignment]]:
+        """Synthesize one piece and encode it into frames (runs in a worker thread)."""
+        spoken = piece
+        for lexicon in self.lexicons:
+            spoken = lexicon.apply(spoken)
+        speech = self.stream.engine.synthesize(spoken, self.options)
+        sliced = frames(spoken, speech, max_frame_s=MAX_FRAME_SECONDS)
+        normalized = [alignment for _, alignment in sliced]
+        originals = normalized if spoken == piece else remap_alignments(normalized, spoken, piece)
+        return [
+            (self.encoder.encode(pcm), original, alignment)
+            for (pcm, alignment), original in zip(sliced, originals, strict=True)
+        ]
+
+    async def _emit(self, audio: bytes, original: Alignment, normalized: Alignment) -> None:
+        if self._held is not None:
+            held_audio, held_original, held_normalized = self._held
+            if not held_audio:  # the encoder had nothing yet: carry the alignment into this frame
+                audio = held_audio + audio
+                original = _join(held_original, original)
+                normalized = _join(held_normalized, normalized)
+            else:
+                await self._send_frame(*self._held)
+        self._held = (audio, original, normalized)
+
+    async def _release(self, tail: bytes) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            await self._send_frame(held[0] + tail, held[1], held[2])
+        elif tail:
+            await self._send_frame(tail, Alignment(), Alignment())
+
+    async def _send_frame(self, audio: bytes, original: Alignment, normalized: Alignment) -> None:
+        if not audio and not original.chars:
+            return
+        frame = AudioFrame(audio, original, normalized, self.context.id)
+        await self.stream._send(frame.serialize())
+
+
+def _join(first: Alignment, second: Alignment) -> Alignment:
+    """Alignment of two consecutive frames merged into one (the first had no audio of its own)."""
+    return Alignment(
+        first.chars + second.chars,
+        first.char_start_times_ms + second.char_start_times_ms,
+        first.char_durations_ms + second.char_durations_ms,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Running the server
+
+
+async def start_server(config: ServerConfig, *, preload: bool = True) -> tuple[Server, StreamServer]:
+    """Start listening (port 0 picks a free port); returns the websockets server and our state."""
+    app = StreamServer(config)
+    if preload:
+        await app.preload()
+    server = await serve(
+        app.handle,
+        config.host,
+        config.port,
+        process_request=app.process_request,
+        max_size=MAX_MESSAGE_BYTES,
+        ssl=config.ssl_context,
+        server_header="elevtts",
+    )
+    return server, app
+
+
+def server_url(server: Server, *, tls: bool = False) -> str:
+    host, port = next(iter(server.sockets)).getsockname()[:2]
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{'wss' if tls else 'ws'}://{host}:{port}"
+
+
+async def serve_forever(
+    config: ServerConfig, *, ready: Callable[[str], Awaitable[None] | None] | None = None
+) -> None:
+    """Run until cancelled (Ctrl-C / SIGTERM are turned into a cancel by the caller)."""
+    server, _ = await start_server(config)
+    async with server:
+        if ready is not None:
+            result = ready(server_url(server, tls=config.ssl_context is not None))
+            if asyncio.iscoroutine(result):
+                await result
+        await server.serve_forever()

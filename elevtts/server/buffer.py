@@ -1,0 +1,95 @@
+"""When buffered text becomes a generation: the chunk_length_schedule, flush, auto_mode, end of input.
+
+Pure: fed text, returns the texts to synthesize now. Cuts only at word boundaries: the text
+handed out ends at the end of a word, and the whitespace and any unfinished word stay buffered,
+so a later generation starts with the space that separates it from the previous one.
+"""
+
+from __future__ import annotations
+
+from elevtts.chunking import complete_sentences_end
+from elevtts.protocol import DEFAULT_SCHEDULE, SCHEDULE_MIN
+
+# try_trigger_generation generates early once this much text is buffered.
+TRY_TRIGGER_MIN_CHARS = SCHEDULE_MIN
+
+
+def _last_word_end(text: str, *, final: bool) -> int:
+    """Index just after the last word that is known to be complete.
+
+    A word is complete when whitespace follows it, or at the end of the text when `final`.
+    """
+    end = len(text.rstrip())
+    if final or end < len(text):
+        return end
+    # The tail is a word still being typed: cut before the whitespace that precedes it.
+    cut = max(text.rfind(" ", 0, end), text.rfind("\n", 0, end), text.rfind("\t", 0, end))
+    return len(text[:cut].rstrip()) if cut > 0 else 0
+
+
+class TextBuffer:
+    """The text buffer of one context."""
+
+    def __init__(self, schedule: tuple[int, ...] = DEFAULT_SCHEDULE, *, auto_mode: bool = False) -> None:
+        if not schedule:
+            raise ValueError("schedule must not be empty")
+        self.schedule = schedule
+        self.auto_mode = auto_mode
+        self._text = ""
+        self._generated = False
+        self._step = 0  # index of the next schedule threshold
+        self._last_char = ""  # last character received, to keep word boundaries between messages
+
+    @property
+    def text(self) -> str:
+        return self._text
+
+    @property
+    def has_speech(self) -> bool:
+        return bool(self._text.strip())
+
+    @property
+    def threshold(self) -> int:
+        return self.schedule[min(self._step, len(self.schedule) - 1)]
+
+    def add(self, text: str, *, try_trigger: bool = False) -> list[str]:
+        """Append a message's text; return what is ready to generate under the rules."""
+        if not text:
+            return []
+        if self._last_char and not self._last_char.isspace() and not text[0].isspace():
+            text = " " + text  # messages that do not end in a space still end a word
+        self._last_char = text[-1]
+        if not self._generated and not self._text.strip():
+            text = text.lstrip()  # nothing yet to separate the first words from
+        self._text += text
+        ready: list[str] = []
+        if self.auto_mode:
+            end = complete_sentences_end(self._text)
+            if end:
+                ready += self._take(len(self._text[:end].rstrip()))
+        # auto_mode has no schedule; a sentence that runs on is still cut at the longest step.
+        limit = max(self.schedule) if self.auto_mode else self.threshold
+        if len(self._text.strip()) >= limit or (
+            try_trigger and len(self._text.strip()) >= TRY_TRIGGER_MIN_CHARS
+        ):
+            taken = self._take(_last_word_end(self._text, final=False))
+            if taken and not try_trigger and not self.auto_mode:
+                self._step += 1
+            ready += taken
+        return ready
+
+    def flush(self) -> list[str]:
+        """Everything buffered (flush or end of input)."""
+        return self._take(_last_word_end(self._text, final=True))
+
+    def clear(self) -> str:
+        """Drop the buffer (a context closed without a flush); return what was dropped."""
+        dropped, self._text = self._text, ""
+        return dropped
+
+    def _take(self, end: int) -> list[str]:
+        if end <= 0 or not self._text[:end].strip():
+            return []
+        taken, self._text = self._text[:end], self._text[end:]
+        self._generated = True
+        return [taken]

@@ -1,0 +1,157 @@
+"""PCM -> the client's output_format (mp3_*, pcm_*, ulaw_8000, alaw_8000).
+
+    parse_output_format(name) -> OutputFormat     refuses unknown names with ProtocolError
+    Encoder(fmt, input_rate).encode(pcm) / .finish()
+
+MP3 goes through LAME (lameenc), which also resamples; pcm/ulaw/alaw at another rate go through
+soxr's streaming resampler. G.711 μ-law and A-law are numpy ports of the reference coders, bit-exact
+with the old `audioop.lin2ulaw` / `audioop.lin2alaw`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from elevtts.protocol import ProtocolError
+
+_MP3 = ("22050_32", "24000_48", "44100_32", "44100_64", "44100_96", "44100_128", "44100_192")
+_PCM = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
+
+SUPPORTED_FORMATS: tuple[str, ...] = (
+    *(f"mp3_{spec}" for spec in _MP3),
+    *(f"pcm_{rate}" for rate in _PCM),
+    "ulaw_8000",
+    "alaw_8000",
+)
+
+# LAME quality 2 is "near best"; 7 is 3-4x faster but even quality 2 runs >100x realtime.
+MP3_QUALITY = 2
+
+
+@dataclass(frozen=True)
+class OutputFormat:
+    name: str
+    codec: str  # "mp3" | "pcm" | "ulaw" | "alaw"
+    sample_rate: int
+    bitrate_kbps: int | None = None
+
+    @property
+    def extension(self) -> str:
+        return self.codec
+
+
+def parse_output_format(name: str) -> OutputFormat:
+    """`OutputFormat` for an ElevenLabs output_format string; `ProtocolError` if we cannot make it."""
+    supported = ", ".join(SUPPORTED_FORMATS)
+    if name.startswith("opus_"):
+        raise ProtocolError(
+            "invalid_output_format",
+            f"output_format {name!r}: opus is not supported by this server; use one of {supported}",
+        )
+    if name not in SUPPORTED_FORMATS:
+        raise ProtocolError(
+            "invalid_output_format", f"unknown output_format {name!r}; supported values: {supported}"
+        )
+    codec, rate, *bitrate = name.split("_")
+    return OutputFormat(name, codec, int(rate), int(bitrate[0]) if bitrate else None)
+
+
+class Encoder:
+    """One audio stream in one output format. Feed int16 mono PCM at `input_rate`.
+
+    `finish()` flushes everything; the next `encode()` then starts a fresh, independent stream.
+    """
+
+    def __init__(self, fmt: OutputFormat, input_rate: int) -> None:
+        self.format = fmt
+        self.input_rate = input_rate
+        self._lame: Any = None
+        self._resampler: Any = None
+        self._started = False
+
+    def encode(self, pcm: np.ndarray) -> bytes:
+        samples = np.ascontiguousarray(pcm, dtype=np.int16)
+        if len(samples) == 0:
+            return b""
+        self._started = True
+        if self.format.codec == "mp3":
+            return bytes(self._mp3().encode(samples.tobytes()))
+        return self._pack(self._resample(samples, last=False))
+
+    def finish(self) -> bytes:
+        if not self._started:
+            return b""
+        self._started = False
+        if self.format.codec == "mp3":
+            lame, self._lame = self._lame, None
+            return bytes(lame.flush())
+        out = self._resample(np.zeros(0, np.int16), last=True)
+        self._resampler = None
+        return self._pack(out)
+
+    def _mp3(self) -> Any:
+        if self._lame is None:
+            import lameenc
+
+            lame = lameenc.Encoder()
+            lame.set_channels(1)
+            lame.set_in_sample_rate(self.input_rate)
+            # Without this LAME picks its own output rate (44100@32 came out at 22050 Hz).
+            lame.set_out_sample_rate(self.format.sample_rate)
+            lame.set_bit_rate(self.format.bitrate_kbps or 128)
+            lame.set_quality(MP3_QUALITY)
+            self._lame = lame
+        return self._lame
+
+    def _resample(self, samples: np.ndarray, *, last: bool) -> np.ndarray:
+        if self.format.sample_rate == self.input_rate:
+            return samples
+        if self._resampler is None:
+            import soxr
+
+            # float32, not int16: soxr's int16 output depends (by 1-2 LSB) on how input was chunked.
+            self._resampler = soxr.ResampleStream(
+                self.input_rate, self.format.sample_rate, 1, dtype="float32", quality="HQ"
+            )
+        out = self._resampler.resample_chunk(samples.astype(np.float32), last=last)
+        return np.clip(np.rint(out), -32768, 32767).astype(np.int16)
+
+    def _pack(self, samples: np.ndarray) -> bytes:
+        if self.format.codec == "ulaw":
+            return lin2ulaw(samples)
+        if self.format.codec == "alaw":
+            return lin2alaw(samples)
+        return samples.astype("<i2").tobytes()
+
+
+# ---------------------------------------------------------------------------------------------
+# G.711 (ports of the Sun reference coder that audioop used)
+
+_ULAW_SEG_END = np.array([0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF])
+_ULAW_CLIP, _ULAW_BIAS = 8159, 0x21
+_ALAW_SEG_END = np.array([0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF])
+
+
+def lin2ulaw(pcm: np.ndarray) -> bytes:
+    """int16 -> G.711 μ-law bytes, bit-exact with `audioop.lin2ulaw(x, 2)`."""
+    value = pcm.astype(np.int32) >> 2  # 14-bit magnitude range
+    mask = np.where(value < 0, 0x7F, 0xFF)
+    value = np.minimum(np.abs(value), _ULAW_CLIP) + _ULAW_BIAS
+    seg = np.searchsorted(_ULAW_SEG_END, value)
+    code = np.where(seg >= 8, 0x7F, (seg << 4) | ((value >> (seg + 1)) & 0xF))
+    return (code ^ mask).astype(np.uint8).tobytes()
+
+
+def lin2alaw(pcm: np.ndarray) -> bytes:
+    """int16 -> G.711 A-law bytes (even bits inverted), bit-exact with `audioop.lin2alaw(x, 2)`."""
+    value = pcm.astype(np.int32) >> 3  # 13-bit range
+    negative = value < 0
+    mask = np.where(negative, 0x55, 0xD5)
+    value = np.where(negative, -value - 1, value)
+    seg = np.searchsorted(_ALAW_SEG_END, value)
+    quant = np.where(seg < 2, value >> 1, value >> np.maximum(seg, 1)) & 0xF
+    code = np.where(seg >= 8, 0x7F, (seg << 4) | quant)
+    return (code ^ mask).astype(np.uint8).tobytes()

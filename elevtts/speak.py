@@ -1,0 +1,403 @@
+"""Speak one text source into files: the job behind `elevtts speak` and each file of `elevtts batch`.
+
+Text is read as it arrives (stdin is not waited for), split into chunks, and sent with the
+chosen flush policy; audio is written as it arrives. While input pauses, buffered text is
+flushed after `idle_flush_ms` and a keep-alive goes out before the inactivity timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from elevtts.audio import DurationMeter
+from elevtts.chunking import Chunk, TextSplitter
+from elevtts.client import Endpoint, Session, Stream, StreamOptions
+from elevtts.display import Display, SilentDisplay
+from elevtts.errors import ConnectionDropped, ElevttsError, InputError, OutputError
+from elevtts.markdown import MarkdownStripper
+from elevtts.player import Player
+from elevtts.output import AudioFile, ChunkWriter, OutputPaths, write_json, write_text
+from elevtts.protocol import AudioFrame
+from elevtts.subtitles import SubtitleBuilder, to_json, to_srt, to_vtt
+
+FLUSH_POLICIES = ("end", "sentence", "paragraph", "never")
+SUBTITLE_KINDS = ("srt", "vtt", "json")
+READ_SIZE = 64 * 1024
+_FLUSH_AFTER = {
+    "sentence": frozenset({"sentence", "paragraph"}),
+    "paragraph": frozenset({"paragraph"}),
+    "end": frozenset(),
+    "never": frozenset(),
+}
+
+
+@dataclass(frozen=True)
+class SendPolicy:
+    flush: str = "end"  # when to send flush: true (a final flush always happens at the end)
+    try_trigger_generation: bool = False
+    idle_flush_ms: int = 600  # flush buffered text when input pauses this long (0: never)
+    strip_markdown: bool = False
+    max_chunk_chars: int = 250
+
+
+@dataclass(frozen=True)
+class OutputPlan:
+    paths: OutputPaths | None  # None: no files (audio to stdout only)
+    keep_chunks: bool = False
+    subtitles: tuple[str, ...] = ()
+    force: bool = False
+    stdout: BinaryIO | None = None  # -o -: raw audio here as it arrives
+    write_stats: bool = True
+    player: Player | None = None  # --play
+
+
+@dataclass
+class SpeakResult:
+    audio_path: Path | None
+    stats: dict[str, Any]
+    ok: bool = True
+    error: str | None = None
+    part_path: Path | None = None
+    extra_files: list[Path] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------
+# Text sources: async iterators of text fragments
+
+
+async def text_source(text: str) -> AsyncIterator[str]:
+    yield text
+
+
+async def file_source(path: Path) -> AsyncIterator[str]:
+    """Read a file in pieces (memory stays flat); decode as UTF-8 with a clear error."""
+    try:
+        handle = await asyncio.to_thread(open, path, "r", encoding="utf-8", errors="strict")
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        while True:
+            try:
+                piece = await asyncio.to_thread(handle.read, READ_SIZE)
+            except UnicodeDecodeError as exc:
+                raise InputError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+            except OSError as exc:
+                raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+            if not piece:
+                return
+            yield piece
+    finally:
+        handle.close()
+
+
+async def stream_source(fd: int) -> AsyncIterator[str]:
+    """Yield text from a file descriptor as soon as it arrives (not line- or EOF-buffered).
+
+    The blocking reads run on a daemon thread, so a silent producer never blocks the loop
+    or the exit.
+    """
+    import codecs
+
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[bytes | Exception | None] = asyncio.Queue()
+
+    def pump() -> None:
+        while True:
+            try:
+                data = os.read(fd, READ_SIZE)
+            except OSError as exc:
+                loop.call_soon_threadsafe(queue.put_nowait, exc)
+                return
+            loop.call_soon_threadsafe(queue.put_nowait, data or None)
+            if not data:
+                return
+
+    threading.Thread(target=pump, name="elevtts-stdin", daemon=True).start()
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
+    while True:
+        item = await queue.get()
+        if isinstance(item, Exception):
+            raise InputError(f"cannot read standard input: {item}")
+        try:
+            text = decoder.decode(item or b"", final=item is None)
+        except UnicodeDecodeError as exc:
+            raise InputError(f"standard input is not UTF-8 text ({exc.reason})") from None
+        if text:
+            yield text
+        if item is None:
+            return
+
+
+async def chain(*sources: AsyncIterator[str]) -> AsyncIterator[str]:
+    """Several sources read one after the other, as one text (a paragraph break between)."""
+    for index, source in enumerate(sources):
+        if index:
+            yield "\n\n"
+        async for piece in source:
+            yield piece
+
+
+# ---------------------------------------------------------------------------------------------
+# Sending
+
+
+class _Sender:
+    """Turns incoming fragments into protocol messages under the send policy."""
+
+    def __init__(self, stream: Stream, policy: SendPolicy, keepalive_s: float, on_sent: Callable[[int], None]) -> None:
+        self.stream = stream
+        self.policy = policy
+        self.keepalive_s = keepalive_s
+        self.on_sent = on_sent
+        self.splitter = TextSplitter(max_chars=policy.max_chunk_chars)
+        self.markdown = MarkdownStripper() if policy.strip_markdown else None
+        self.sent_chars = 0
+        self.unflushed = False  # text sent since the last flush
+
+    async def run(self, source: AsyncIterator[str]) -> None:
+        queue: asyncio.Queue[str | None | BaseException] = asyncio.Queue()
+
+        async def read() -> None:
+            try:
+                async for piece in source:
+                    await queue.put(piece)
+                await queue.put(None)
+            except BaseException as exc:  # handed to the sender, which raises it
+                await queue.put(exc)
+
+        reader = asyncio.create_task(read())
+        try:
+            last_send = time.monotonic()
+            while True:
+                timeout = self._wait_timeout(last_send)
+                try:
+                    item = await asyncio.wait_for(queue.get(), timeout)
+                except TimeoutError:
+                    last_send = await self._on_idle(last_send)
+                    continue
+                if isinstance(item, BaseException):
+                    raise item
+                if item is None:
+                    break
+                text = self.markdown.feed(item) if self.markdown else item
+                if await self._send_chunks(self.splitter.feed(text)):
+                    last_send = time.monotonic()
+            tail = self.markdown.flush() if self.markdown else ""
+            await self._send_chunks(self.splitter.feed(tail) + self.splitter.flush())
+            await self.stream.end()
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+
+    def _wait_timeout(self, last_send: float) -> float:
+        waits = [max(0.05, self.keepalive_s - (time.monotonic() - last_send))]
+        if self.policy.idle_flush_ms and (self.splitter.pending().strip() or self.unflushed):
+            waits.append(self.policy.idle_flush_ms / 1000)
+        return min(waits)
+
+    async def _on_idle(self, last_send: float) -> float:
+        """Input paused: flush what is buffered, or keep the stream alive."""
+        if self.policy.idle_flush_ms and (self.splitter.pending().strip() or self.unflushed):
+            chunks = self.splitter.flush()
+            if chunks:
+                await self._send_chunks(chunks, force_flush=True)
+            else:
+                await self.stream.flush()
+                self.unflushed = False
+            return time.monotonic()
+        if time.monotonic() - last_send >= self.keepalive_s:
+            await self.stream.keepalive()
+            return time.monotonic()
+        return last_send
+
+    async def _send_chunks(self, chunks: list[Chunk], *, force_flush: bool = False) -> bool:
+        for index, chunk in enumerate(chunks):
+            last = index == len(chunks) - 1
+            flush = chunk.boundary in _FLUSH_AFTER[self.policy.flush] or (force_flush and last)
+            await self.stream.send(chunk.text, flush=flush, try_trigger=self.policy.try_trigger_generation)
+            self.sent_chars += len(chunk.text)
+            self.unflushed = not flush
+            self.on_sent(self.sent_chars)
+        return bool(chunks)
+
+
+# ---------------------------------------------------------------------------------------------
+# Receiving
+
+
+class _Receiver:
+    """Writes each audio frame where the plan says, as it arrives."""
+
+    def __init__(self, plan: OutputPlan, output_format: str, display: Display) -> None:
+        self.plan = plan
+        self.display = display
+        self.meter = DurationMeter(output_format)
+        self.subtitles = SubtitleBuilder() if plan.subtitles else None
+        self.audio = AudioFile(plan.paths) if plan.paths else None
+        self.chunks = ChunkWriter(plan.paths) if plan.paths and plan.keep_chunks else None
+
+    def open(self) -> None:
+        if self.audio is not None:
+            self.audio.open()
+
+    def write(self, frame: AudioFrame) -> None:
+        if self.subtitles is not None:
+            self.subtitles.add(frame.alignment or frame.normalized_alignment, self.meter.seconds)
+        self.meter.feed(frame.audio)
+        if self.audio is not None:
+            self.audio.write(frame.audio)
+        if self.chunks is not None:
+            self.chunks.write(frame.audio, frame.alignment, frame.normalized_alignment)
+        if self.plan.stdout is not None:
+            try:
+                self.plan.stdout.write(frame.audio)
+                self.plan.stdout.flush()
+            except BrokenPipeError:
+                raise OutputError("standard output was closed (the player or pipe went away)") from None
+        if self.plan.player is not None:
+            self.plan.player.feed(frame.audio)
+        self.display.update(state="speaking", audio_s=self.meter.seconds)
+
+
+async def speak(
+    source: AsyncIterator[str],
+    *,
+    endpoint: Endpoint,
+    options: StreamOptions,
+    policy: SendPolicy,
+    plan: OutputPlan,
+    display: Display | None = None,
+    multi: bool = False,
+    settings_for_stats: dict[str, Any] | None = None,
+    label: str = "speak",
+) -> SpeakResult:
+    """Speak everything `source` yields. Raises `ElevttsError` subclasses; keeps `.part` on failure."""
+    display = display or SilentDisplay()
+    if plan.paths is not None:
+        plan.paths.check_free(force=plan.force, subtitle_kinds=plan.subtitles)
+    receiver = _Receiver(plan, options.params.output_format, display)
+    started = time.monotonic()
+    display.start(label, endpoint.display)
+    stream: Stream | None = None
+    if plan.player is not None:
+        await plan.player.start()
+    try:
+        async with Session.open(endpoint, options, multi=multi) as session:
+            receiver.open()
+            stream = await session.start()
+            stream.stats.started_at = started
+            display.update(state="sending")
+            keepalive_s = max(1.0, options.params.inactivity_timeout * 0.5)
+            sender = _Sender(stream, policy, keepalive_s, lambda n: display.update(chars_sent=n))
+            await _run_both(sender.run(source), _receive(stream, receiver))
+            if multi:
+                with contextlib.suppress(ElevttsError):
+                    await session.close_socket()
+    except BaseException as exc:
+        display.stop()
+        if plan.player is not None:
+            await plan.player.cancel()
+        part = receiver.audio.abandon() if receiver.audio is not None else None
+        if isinstance(exc, ElevttsError) and part is not None:
+            exc.message += f" (partial audio kept in {part})"
+            exc.args = (exc.message,)
+        if isinstance(exc, ElevttsError | asyncio.CancelledError | KeyboardInterrupt):
+            if plan.paths is not None and plan.write_stats and stream is not None:
+                summary = _summary(stream, receiver, started, settings_for_stats, ok=False, error=str(exc))
+                with contextlib.suppress(OutputError):
+                    write_json(plan.paths.stats, summary)
+        raise
+    display.stop()
+    if plan.player is not None:
+        display.note("playing the rest of the audio...")
+        await plan.player.finish()
+    stats = _summary(stream, receiver, started, settings_for_stats, ok=True, error=None)
+    result = SpeakResult(audio_path=None, stats=stats)
+    if receiver.audio is not None and plan.paths is not None:
+        result.audio_path = receiver.audio.commit()
+        if receiver.subtitles is not None:
+            words = receiver.subtitles.finish()
+            renderers = {"srt": to_srt, "vtt": to_vtt, "json": to_json}
+            for kind in plan.subtitles:
+                path = plan.paths.subtitles(kind)
+                write_text(path, renderers[kind](words))
+                result.extra_files.append(path)
+        if plan.write_stats:
+            write_json(plan.paths.stats, stats)
+            result.extra_files.append(plan.paths.stats)
+    return result
+
+
+async def _receive(stream: Stream, receiver: _Receiver) -> None:
+    async for frame in stream:
+        receiver.write(frame)
+
+
+async def _run_both(sending: Any, receiving: Any) -> None:
+    """Send and receive at once; the first failure cancels the other side and is raised."""
+    tasks = [asyncio.ensure_future(sending), asyncio.ensure_future(receiving)]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in tasks:
+            if task in done and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+        if tasks[1] in done and not tasks[0].done():
+            raise ConnectionDropped("the server ended the stream before all the text was sent")
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _summary(
+    stream: Stream, receiver: _Receiver, started: float, settings: dict[str, Any] | None, *, ok: bool, error: str | None
+) -> dict[str, Any]:
+    stats = stream.stats
+    stats.finished_at = stats.finished_at or time.monotonic()
+    summary = stats.summary()
+    audio_s = round(receiver.meter.seconds, 3)
+    summary["audio_seconds"] = audio_s
+    wall_s = (stats.finished_at - started) if stats.finished_at else None
+    summary["real_time_factor"] = round(wall_s / audio_s, 4) if wall_s and audio_s else None
+    summary["ok"] = ok
+    if error:
+        summary["error"] = error
+    if settings is not None:
+        summary["settings"] = settings
+    return summary
+
+
+def options_for_stats(options: StreamOptions, policy: SendPolicy, target: str) -> dict[str, Any]:
+    """The settings worth recording next to the audio: never a key."""
+    params = asdict(options.params)
+    params.pop("authorization", None)
+    return {
+        "target": target,
+        "voice_id": options.voice_id,
+        **params,
+        "voice_settings": None if options.voice_settings is None else options.voice_settings.to_json(),
+        "chunk_length_schedule": None if options.schedule is None else list(options.schedule),
+        "pronunciation_dictionary_locators": [loc.to_json() for loc in options.dictionary_locators],
+        "flush": policy.flush,
+        "try_trigger_generation": policy.try_trigger_generation,
+        "idle_flush_ms": policy.idle_flush_ms,
+        "strip_markdown": policy.strip_markdown,
+    }
+
+
+def stdin_is_piped() -> bool:
+    try:
+        return not sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        return False

@@ -1,0 +1,137 @@
+"""Subtitles from alignment: characters -> words -> SRT / WebVTT / JSON.
+
+Pure and stdlib only. `SubtitleBuilder` takes each received audio chunk's character alignment
+(times in ms relative to the chunk) with the chunk's absolute start, and joins characters into
+whitespace-delimited words with absolute times in seconds, also across chunk boundaries.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from elevtts.protocol import Alignment
+
+CUE_GAP_S = 0.7  # a pause longer than this starts a new cue
+_SENTENCE_END = ".!?…"
+_CLOSERS = "\"')]}\u00bb\u201d\u2019"
+
+
+@dataclass(frozen=True)
+class Word:
+    text: str
+    start_s: float
+    end_s: float
+
+
+class SubtitleBuilder:
+    """Collect words from a stream of alignments. Times are made monotonic (never going back)."""
+
+    def __init__(self) -> None:
+        self._words: list[Word] = []
+        self._chars: list[str] = []  # the word being built
+        self._start = 0.0
+        self._end = 0.0
+        self._last_end = 0.0  # end of the last completed word
+
+    def add(self, alignment: Alignment | None, offset_s: float) -> None:
+        """Add one audio chunk's alignment; `offset_s` is the chunk's start in the stream."""
+        if alignment is None:
+            return
+        for char, start_ms, duration_ms in zip(
+            alignment.chars, alignment.char_start_times_ms, alignment.char_durations_ms, strict=True
+        ):
+            if not char or char.isspace():
+                self._complete()
+                continue
+            start = offset_s + start_ms / 1000
+            end = start + max(duration_ms, 0) / 1000
+            if not self._chars:
+                self._start = max(start, self._last_end)
+                self._end = self._start
+            self._chars.append(char)
+            self._end = max(self._end, end)
+
+    def words(self) -> list[Word]:
+        """The completed words so far (a word completes when whitespace follows it)."""
+        return list(self._words)
+
+    def finish(self) -> list[Word]:
+        """Complete the last word (end of stream) and return all words."""
+        self._complete()
+        return self.words()
+
+    def _complete(self) -> None:
+        if not self._chars:
+            return
+        word = Word("".join(self._chars), self._start, max(self._end, self._start))
+        self._words.append(word)
+        self._last_end = word.end_s
+        self._chars = []
+
+
+def _ends_sentence(text: str) -> bool:
+    core = text.rstrip(_CLOSERS)
+    return bool(core) and core[-1] in _SENTENCE_END
+
+
+def cues(words: list[Word], *, max_chars: int = 42, max_duration_s: float = 5.0) -> list[list[Word]]:
+    """Group words into one-line cues: break after sentence ends, at pauses over 0.7 s, and
+    before a word that would make the line longer than `max_chars` or the cue longer than
+    `max_duration_s` (a cue always holds at least one word)."""
+    groups: list[list[Word]] = []
+    current: list[Word] = []
+    length = 0
+    for word in words:
+        if current:
+            previous = current[-1]
+            if (
+                _ends_sentence(previous.text)
+                or word.start_s - previous.end_s > CUE_GAP_S
+                or length + 1 + len(word.text) > max_chars
+                or word.end_s - current[0].start_s > max_duration_s
+            ):
+                groups.append(current)
+                current, length = [], 0
+        length += len(word.text) + (1 if current else 0)
+        current.append(word)
+    if current:
+        groups.append(current)
+    return groups
+
+
+def _timestamp(seconds: float, separator: str) -> str:
+    ms = max(0, round(seconds * 1000))
+    hours, ms = divmod(ms, 3_600_000)
+    minutes, ms = divmod(ms, 60_000)
+    secs, ms = divmod(ms, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{ms:03d}"
+
+
+def _cue_lines(words: list[Word], separator: str, max_chars: int, max_duration_s: float) -> list[str]:
+    blocks = []
+    for group in cues(words, max_chars=max_chars, max_duration_s=max_duration_s):
+        start, end = group[0].start_s, max(group[-1].end_s, group[0].start_s)
+        text = " ".join(word.text for word in group)
+        blocks.append(f"{_timestamp(start, separator)} --> {_timestamp(end, separator)}\n{text}\n")
+    return blocks
+
+
+def to_srt(words: list[Word], *, max_chars: int = 42, max_duration_s: float = 5.0) -> str:
+    """SubRip: numbered cues, HH:MM:SS,mmm times, a blank line after each cue."""
+    blocks = _cue_lines(words, ",", max_chars, max_duration_s)
+    return "".join(f"{number}\n{block}\n" for number, block in enumerate(blocks, start=1))
+
+
+def to_vtt(words: list[Word], *, max_chars: int = 42, max_duration_s: float = 5.0) -> str:
+    """WebVTT: a `WEBVTT` header, HH:MM:SS.mmm times, a blank line between cues."""
+    blocks = _cue_lines(words, ".", max_chars, max_duration_s)
+    return "WEBVTT\n" + "".join(f"\n{block}" for block in blocks)
+
+
+def to_json(words: list[Word]) -> str:
+    """`{"words": [{"text", "start", "end"}, ...]}` with times in seconds (3 decimals)."""
+    data = {
+        "words": [{"text": w.text, "start": round(w.start_s, 3), "end": round(w.end_s, 3)} for w in words]
+    }
+    return json.dumps(data, ensure_ascii=False) + "\n"

@@ -1,0 +1,80 @@
+"""Which server a command talks to: `--url`, the ElevenLabs service, or the embedded local server.
+
+With an explicit URL, that server. With an API key and no URL, the live service (regional host
+selectable). With neither, a local server started in-process on an ephemeral loopback port for
+the duration of the command, reached over a real WebSocket like any other.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from elevtts.client import Endpoint
+from elevtts.errors import UsageError
+
+ELEVENLABS_HOSTS = {
+    "global": "wss://api.elevenlabs.io",
+    "us": "wss://api.us.elevenlabs.io",
+    "eu": "wss://api.eu.residency.elevenlabs.io",
+    "in": "wss://api.in.residency.elevenlabs.io",
+    "sg": "wss://api.sg.residency.elevenlabs.io",
+}
+LOCAL_DEFAULT_VOICE = "joe"
+ELEVENLABS_DEFAULT_VOICE = "JBFqnCBsd6RMkjVDRZzb"  # "George", the voice of ElevenLabs' own examples
+
+
+@dataclass(frozen=True)
+class Target:
+    kind: str  # "embedded" | "url" | "elevenlabs"
+    base_url: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+
+    @property
+    def default_voice(self) -> str:
+        return ELEVENLABS_DEFAULT_VOICE if self.kind == "elevenlabs" else LOCAL_DEFAULT_VOICE
+
+    @property
+    def description(self) -> str:
+        if self.kind == "embedded":
+            return "embedded local server"
+        return Endpoint(self.base_url or "").display
+
+
+def resolve_target(*, url: str | None, api_key: str | None, region: str = "global") -> Target:
+    if url:
+        parts = urlsplit(url)
+        if parts.scheme not in ("ws", "wss") or not parts.hostname:
+            raise UsageError(f"--url must be a ws:// or wss:// URL with a host, not {url!r}")
+        if parts.username or parts.password or parts.query:
+            raise UsageError("--url must not carry credentials or a query; use --api-key for the key")
+        return Target("url", url.rstrip("/"), api_key)
+    if api_key:
+        if region not in ELEVENLABS_HOSTS:
+            raise UsageError(f"--region must be one of {', '.join(ELEVENLABS_HOSTS)}, not {region!r}")
+        return Target("elevenlabs", ELEVENLABS_HOSTS[region], api_key)
+    return Target("embedded")
+
+
+@contextlib.asynccontextmanager
+async def open_endpoint(target: Target, *, voices: tuple[str, ...] = ()) -> AsyncIterator[Endpoint]:
+    """Yield an endpoint for the target, running the embedded server while it is in use."""
+    if target.kind != "embedded":
+        yield Endpoint(target.base_url or "", target.api_key)
+        return
+    try:
+        from elevtts.server.app import ServerConfig, server_url, start_server
+    except ImportError as exc:
+        raise UsageError(
+            f"the embedded local server needs the 'local' extra ({exc.name} is missing): "
+            "pip install 'elevtts[local]', or give --url or ELEVENLABS_API_KEY"
+        ) from None
+    server, app = await start_server(ServerConfig(port=0), preload=False)
+    try:
+        await app.preload([v for v in voices if v in app.voice_ids])
+        yield Endpoint(server_url(server))
+    finally:
+        server.close()
+        await server.wait_closed()

@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from elevtts.protocol import Alignment
+from elevtts.subtitles import SubtitleBuilder, Word, cues, to_json, to_srt, to_vtt
+
+
+def align(text: str, *, step_ms: int = 100, start_ms: int = 0) -> Alignment:
+    """Each character lasts `step_ms`, starting at `start_ms` (relative to the chunk)."""
+    n = len(text)
+    return Alignment(tuple(text), tuple(start_ms + i * step_ms for i in range(n)), (step_ms,) * n)
+
+
+def test_words_from_one_chunk() -> None:
+    builder = SubtitleBuilder()
+    builder.add(align("Hi you "), 0.0)
+    assert builder.words() == [Word("Hi", 0.0, 0.2), Word("you", 0.3, 0.6)]
+
+
+def test_offset_makes_times_absolute() -> None:
+    builder = SubtitleBuilder()
+    builder.add(align("ab "), 2.5)
+    assert builder.words() == [Word("ab", 2.5, 2.7)]
+
+
+def test_word_spanning_chunks_is_joined() -> None:
+    builder = SubtitleBuilder()
+    builder.add(align("Hel"), 0.0)
+    assert builder.words() == []
+    builder.add(align("lo there"), 0.3)
+    assert builder.words() == [Word("Hello", 0.0, 0.5)]
+    assert builder.finish() == [Word("Hello", 0.0, 0.5), Word("there", 0.6, 1.1)]
+
+
+def test_last_word_completes_on_finish() -> None:
+    builder = SubtitleBuilder()
+    builder.add(align("end"), 1.0)
+    assert builder.words() == []
+    assert builder.finish() == [Word("end", 1.0, 1.3)]
+
+
+def test_none_alignment_is_skipped() -> None:
+    builder = SubtitleBuilder()
+    builder.add(None, 0.0)
+    builder.add(align("a "), 0.5)
+    assert builder.finish() == [Word("a", 0.5, 0.6)]
+
+
+def test_newlines_and_repeated_spaces_separate_words() -> None:
+    builder = SubtitleBuilder()
+    builder.add(align("a\n\n b"), 0.0)
+    assert [w.text for w in builder.finish()] == ["a", "b"]
+
+
+def test_times_are_monotonic_when_chunks_overlap() -> None:
+    builder = SubtitleBuilder()
+    builder.add(align("one "), 0.0)  # ends at 0.3
+    builder.add(align("two "), 0.1)  # claims to start at 0.1
+    words = builder.finish()
+    assert words[1].start_s >= words[0].end_s
+    assert all(w.end_s >= w.start_s for w in words)
+
+
+WORDS = [
+    Word("Hello", 0.0, 0.4),
+    Word("world.", 0.5, 1.0),
+    Word("This", 1.1, 1.3),
+    Word("is", 1.35, 1.5),
+    Word("after", 2.5, 2.9),  # a 1 s pause before it
+    Word("a", 3.0, 3.1),
+    Word("pause", 3.1, 3.6),
+]
+
+
+def test_cues_break_after_sentence_end() -> None:
+    assert [w.text for w in cues(WORDS)[0]] == ["Hello", "world."]
+
+
+def test_cues_break_at_long_pause() -> None:
+    assert [[w.text for w in cue] for cue in cues(WORDS)[1:]] == [["This", "is"], ["after", "a", "pause"]]
+
+
+def test_cues_respect_max_chars() -> None:
+    words = [Word(f"w{i:03d}", i * 0.2, i * 0.2 + 0.1) for i in range(20)]
+    groups = cues(words, max_chars=14)
+    assert all(len(" ".join(w.text for w in g)) <= 14 for g in groups)
+    assert [len(g) for g in groups] == [3] * 6 + [2]
+
+
+def test_cues_respect_max_duration() -> None:
+    words = [Word("a", i * 0.5, i * 0.5 + 0.4) for i in range(10)]
+    groups = cues(words, max_duration_s=2.0)
+    assert all(g[-1].end_s - g[0].start_s <= 2.0 for g in groups)
+
+
+def test_overlong_word_gets_its_own_cue() -> None:
+    groups = cues([Word("a", 0, 0.1), Word("x" * 60, 0.2, 0.5), Word("b", 0.6, 0.7)])
+    assert [len(g) for g in groups] == [1, 1, 1]
+
+
+def test_srt_format() -> None:
+    assert to_srt(WORDS[:4]) == (
+        "1\n00:00:00,000 --> 00:00:01,000\nHello world.\n\n2\n00:00:01,100 --> 00:00:01,500\nThis is\n\n"
+    )
+
+
+def test_srt_hours_and_rounding() -> None:
+    srt = to_srt([Word("late", 3723.4567, 3724.0)])
+    assert "01:02:03,457 --> 01:02:04,000" in srt
+
+
+def test_vtt_format() -> None:
+    vtt = to_vtt(WORDS[:4])
+    assert vtt == (
+        "WEBVTT\n\n00:00:00.000 --> 00:00:01.000\nHello world.\n\n00:00:01.100 --> 00:00:01.500\nThis is\n"
+    )
+    assert "\n\n\n" not in vtt
+
+
+def test_empty_subtitles() -> None:
+    assert to_srt([]) == ""
+    assert to_vtt([]) == "WEBVTT\n"
+    assert json.loads(to_json([])) == {"words": []}
+
+
+def test_json_format() -> None:
+    data = json.loads(to_json([Word("héllo", 0.12345, 1.0)]))
+    assert data == {"words": [{"text": "héllo", "start": 0.123, "end": 1.0}]}
+
+
+@pytest.mark.parametrize("render", [to_srt, to_vtt])
+def test_end_to_end_from_alignment(render: object) -> None:
+    builder = SubtitleBuilder()
+    builder.add(align("Good morning. Nice "), 0.0)
+    builder.add(align("day."), 1.9)
+    text = render(builder.finish())  # type: ignore[operator]
+    assert "Good morning." in text and "Nice day." in text

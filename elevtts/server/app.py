@@ -82,9 +82,7 @@ class StreamServer:
 
     def engine(self, voice_id: str) -> Engine:
         if voice_id not in self.voice_ids:
-            raise UnknownVoiceError(
-                f"voice {voice_id!r} not found; available voices: {', '.join(self.voice_ids)}"
-            )
+            raise UnknownVoiceError(voice_id, self.voice_ids)
         return get_engine(voice_id)
 
     async def preload(self, voice_ids: Iterable[str] | None = None) -> None:
@@ -197,7 +195,7 @@ class Stream:
         try:
             self.engine = await asyncio.to_thread(self.server.engine, self.voice_id)
         except UnknownVoiceError as exc:
-            raise ProtocolError("voice_not_found", str(exc.args[0] if exc.args else exc)) from None
+            raise ProtocolError("voice_not_found", str(exc)) from None
         self._check_handshake_key(request.headers)
         self._watchdog = asyncio.create_task(self._watch_inactivity())
         first = True

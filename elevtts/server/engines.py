@@ -349,6 +349,7 @@ _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
 _PARAM_RATE = 1
 _ESPEAK_BASE_WPM = 175
+_ESPEAK_LOCK = threading.Lock()  # libespeak-ng is one global state per process
 
 
 def _espeak_library() -> tuple[str, str | None]:
@@ -369,6 +370,10 @@ class EspeakEngine:
     voice = ESPEAK_VOICE
 
     def __init__(self) -> None:
+        with _ESPEAK_LOCK:
+            self._init()
+
+    def _init(self) -> None:
         lib_path, data_path = _espeak_library()
         lib = ctypes.CDLL(lib_path)
         lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
@@ -389,7 +394,6 @@ class EspeakEngine:
             raise OSError("espeak-ng has no en-us voice")
         self._lib = lib
         self._rate = rate
-        self._lock = threading.Lock()
         self._chunks: list[np.ndarray] = []
         self._events: list[tuple[int, int, int]] = []
 
@@ -411,7 +415,8 @@ class EspeakEngine:
         data = text.encode("utf-8") + b"\0"
         buffer = ctypes.create_string_buffer(data)
         wpm = round(min(max(_ESPEAK_BASE_WPM * options.speed, 80), 450))
-        with self._lock:
+        with _ESPEAK_LOCK:
+            self._lib.espeak_SetSynthCallback(self._callback)  # in case another instance took over
             self._chunks, self._events = [], []
             self._lib.espeak_SetParameter(_PARAM_RATE, wpm, 0)
             rc = self._lib.espeak_Synth(buffer, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)

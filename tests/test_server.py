@@ -1,0 +1,327 @@
+"""The local stream-input server, over real WebSockets on loopback, with real engines."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+
+import numpy as np
+import pytest
+from conftest import assert_speech, decode_mp3, exchange, rms, run
+from websockets.asyncio.client import connect
+
+from elevtts.server.encode import SUPPORTED_FORMATS
+
+BOS = {"text": " "}
+EOS = {"text": ""}
+SENTENCE = "The quick brown fox jumps over the lazy dog. "
+
+
+def _url(base: str, voice: str = "espeak", *, path: str = "stream-input", **query: str) -> str:
+    from urllib.parse import urlencode
+
+    return f"{base}/v1/text-to-speech/{voice}/{path}" + (f"?{urlencode(query)}" if query else "")
+
+
+def test_end_of_input_speaks_everything_then_final_then_close_1000(local_server: str) -> None:
+    result = run(exchange(_url(local_server), [BOS, {"text": SENTENCE}, EOS]))
+    assert result.close_code == 1000
+    assert result.frames[-1] == {"isFinal": True}
+    assert all(f["isFinal"] is None for f in result.audio_frames)
+    samples, rate = decode_mp3(result.audio())
+    assert rate == 44100
+    assert_speech(samples, rate, words=9)
+
+
+def test_no_audio_before_the_schedule_threshold_and_audio_after(local_server: str) -> None:
+    async def scenario() -> tuple[int, int]:
+        async with connect(_url(local_server)) as ws:
+            await ws.send(json.dumps({"text": " ", "generation_config": {"chunk_length_schedule": [100]}}))
+            await ws.send(json.dumps({"text": "Only a few words here. "}))  # 23 characters
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(ws.recv(), 1.0)
+            await ws.send(json.dumps({"text": "Now enough text arrives to pass the one hundred character threshold of the schedule. "}))
+            first = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            await ws.send(json.dumps(EOS))
+            rest = [json.loads(m) async for m in ws]
+            return len(first.get("audio") or ""), len(rest)
+
+    audio_len, rest = run(scenario())
+    assert audio_len > 0 and rest >= 1
+
+
+def test_flush_generates_below_the_threshold_without_final(local_server: str) -> None:
+    async def scenario() -> dict:
+        async with connect(_url(local_server)) as ws:
+            await ws.send(json.dumps(BOS))
+            await ws.send(json.dumps({"text": "Short. ", "flush": True}))
+            frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            # the connection stays open after a flush: more text still works
+            await ws.send(json.dumps({"text": "More. ", "flush": True}))
+            more = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            await ws.send(json.dumps(EOS))
+            async for _ in ws:
+                pass
+            return {"first": frame, "more": more}
+
+    frames = run(scenario())
+    assert frames["first"]["audio"] and frames["first"]["isFinal"] is None
+    assert frames["more"]["audio"]
+
+
+def test_keepalive_spaces_do_not_produce_audio_or_errors(local_server: str) -> None:
+    result = run(
+        exchange(
+            _url(local_server, inactivity_timeout="1"),
+            [BOS, 0.6, {"text": " "}, 0.6, {"text": " "}, 0.6, {"text": "Alive. "}, EOS],
+        )
+    )
+    assert result.close_code == 1000 and not result.errors
+    assert result.audio_frames
+
+
+def test_real_text_in_the_opener_and_null_voice_settings(local_server: str) -> None:
+    opener = {"text": "Hello from the opener. ", "voice_settings": None, "try_trigger_generation": True}
+    result = run(exchange(_url(local_server), [opener, EOS]))
+    assert result.close_code == 1000
+    chars = "".join(c for f in result.audio_frames for c in f["alignment"]["chars"])
+    assert chars == "Hello from the opener."
+
+
+def test_inactivity_timeout_sends_the_error_then_closes_1008(local_server: str) -> None:
+    result = run(exchange(_url(local_server, inactivity_timeout="1"), [BOS]))
+    assert result.close_code == 1008
+    assert result.errors[0]["error"] == "input_timeout_exceeded"
+    assert "timeout of 1.0 seconds" in result.errors[0]["message"]
+    assert "timeout of 1 seconds" in result.close_reason
+
+
+def test_time_spent_speaking_does_not_count_as_inactivity(local_server: str) -> None:
+    long_text = SENTENCE * 6
+    result = run(exchange(_url(local_server, "joe", inactivity_timeout="1"), [BOS, {"text": long_text, "flush": True}, 1.5, EOS]))
+    assert result.close_code == 1000, result.errors
+
+
+@pytest.mark.parametrize(
+    ("messages", "error"),
+    [
+        (["this is not json"], "invalid_input_message"),
+        ([{"txt": "wrong field"}], "invalid_input_message"),
+        ([{"text": 42}], "invalid_input_message"),
+        ([{"text": " ", "generation_config": {"chunk_length_schedule": [20]}}], "invalid_chunk_length_schedule"),
+        ([{"text": " ", "voice_settings": {"stability": 0.5}}, {"text": "x ", "voice_settings": {"stability": 0.9}}],
+         "invalid_input_message"),
+    ],
+)  # fmt: skip
+def test_bad_input_gets_an_error_frame_then_1008(local_server: str, messages: list, error: str) -> None:
+    result = run(exchange(_url(local_server), messages))
+    assert result.close_code == 1008
+    assert result.errors and result.errors[0]["error"] == error
+    assert result.errors[0]["code"] == 1008 and result.errors[0]["message"]
+
+
+def test_changed_voice_settings_close_with_the_live_reason(local_server: str) -> None:
+    result = run(exchange(_url(local_server), [{"text": " ", "voice_settings": {"speed": 1.0}},
+                                               {"text": "x ", "voice_settings": {"speed": 1.1}}]))  # fmt: skip
+    assert result.close_reason.startswith("voice_settings field must be provided in the first message")
+
+
+def test_unknown_voice_is_refused_naming_the_available_ones(local_server: str) -> None:
+    result = run(exchange(_url(local_server, "nobody"), [BOS]))
+    assert result.close_code == 1008
+    assert result.errors[0]["error"] == "voice_not_found"
+    assert "espeak" in result.errors[0]["message"] and "joe" in result.errors[0]["message"]
+
+
+@pytest.mark.parametrize("fmt", ["opus_48000_64", "wav_44100", "mp3_1_2"])
+def test_unsupported_output_format_is_refused(local_server: str, fmt: str) -> None:
+    result = run(exchange(_url(local_server, output_format=fmt), [BOS]))
+    assert result.close_code == 1008
+    assert result.errors[0]["error"] == "invalid_output_format"
+    assert "mp3_44100_128" in result.errors[0]["message"]
+
+
+def test_bad_query_value_is_refused(local_server: str) -> None:
+    result = run(exchange(_url(local_server, inactivity_timeout="500"), [BOS]))
+    assert result.close_code == 1008 and "inactivity_timeout" in result.errors[0]["message"]
+
+
+def test_oversized_message_closes_1009(local_server: str) -> None:
+    huge = json.dumps({"text": "a" * (17 * 1024 * 1024)})
+    result = run(exchange(_url(local_server), [BOS, huge]))
+    assert result.close_code == 1009
+
+
+def test_server_survives_bad_clients_and_keeps_serving(local_server: str) -> None:
+    for raw in ["{", "[]", "null", '{"text": null, "flush": 3}']:
+        assert run(exchange(_url(local_server), [raw])).close_code == 1008
+    assert run(exchange(_url(local_server), [BOS, {"text": "Still here. "}, EOS])).close_code == 1000
+
+
+def test_client_vanishing_mid_stream_leaves_the_server_healthy(local_server: str) -> None:
+    async def vanish() -> None:
+        async with connect(_url(local_server, "joe")) as ws:
+            await ws.send(json.dumps(BOS))
+            await ws.send(json.dumps({"text": SENTENCE * 5, "flush": True}))
+            await asyncio.sleep(0.2)
+            ws.transport.abort()  # no close frame
+
+    run(vanish())
+    assert run(exchange(_url(local_server), [BOS, {"text": "Fine. "}, EOS])).close_code == 1000
+
+
+@pytest.mark.parametrize("fmt", SUPPORTED_FORMATS)
+def test_every_format_has_its_sample_rate_and_duration(local_server: str, fmt: str) -> None:
+    text = "Testing every output format of the local server. "
+    result = run(exchange(_url(local_server, output_format=fmt), [BOS, {"text": text}, EOS]))
+    assert result.close_code == 1000
+    audio = result.audio()
+    codec, rate = fmt.split("_")[0], int(fmt.split("_")[1])
+    if codec == "mp3":
+        samples, decoded_rate = decode_mp3(audio)
+        assert decoded_rate == rate
+    elif codec == "pcm":
+        samples = np.frombuffer(audio, "<i2")
+    else:
+        samples = np.frombuffer(audio, np.uint8)  # 8-bit G.711: one byte a sample
+    seconds = len(samples) / rate
+    aligned = _alignment_end_s(result.audio_frames)
+    assert abs(seconds - aligned) < 0.25, (seconds, aligned)
+    assert seconds > 1.5
+    if codec in ("mp3", "pcm"):
+        assert rms(samples) > 300
+
+
+def _alignment_end_s(frames: list[dict]) -> float:
+    """Total audio time covered by the frames, from the alignment (frame times are relative)."""
+    total = 0.0
+    for frame in frames:
+        alignment = frame["alignment"]
+        if alignment["chars"]:
+            end = alignment["charStartTimesMs"][-1] + alignment["charDurationsMs"][-1]
+            total += end / 1000
+    return total
+
+
+def test_alignment_covers_the_text_and_matches_the_decoded_audio(local_server: str) -> None:
+    text = "Alignment should cover every character. It should also match the audio length."
+    result = run(exchange(_url(local_server, output_format="pcm_22050"), [BOS, {"text": text + " "}, EOS]))
+    frames = result.audio_frames
+    chars = "".join(c for f in frames for c in f["alignment"]["chars"])
+    assert chars == text
+    for frame in frames:
+        alignment = frame["alignment"]
+        assert len(alignment["chars"]) == len(alignment["charStartTimesMs"]) == len(alignment["charDurationsMs"])
+        frame_s = len(__import__("base64").b64decode(frame["audio"])) / 2 / 22050
+        starts = alignment["charStartTimesMs"]
+        assert starts == sorted(starts) and all(0 <= s <= frame_s * 1000 + 1 for s in starts)
+        assert frame["normalizedAlignment"]["chars"] == alignment["chars"]
+    assert max(len(json.dumps(f)) for f in result.frames) < 1024 * 1024
+
+
+def test_speed_really_changes_the_speaking_rate(local_server: str) -> None:
+    def seconds(speed: float) -> float:
+        opener = {"text": " ", "voice_settings": {"speed": speed}}
+        result = run(exchange(_url(local_server, output_format="pcm_16000"), [opener, {"text": SENTENCE}, EOS]))
+        return len(result.audio()) / 2 / 16000
+
+    assert seconds(0.7) > seconds(1.2) * 1.3
+
+
+def test_concurrent_connections_are_all_served(local_server: str) -> None:
+    async def many() -> list:
+        return await asyncio.gather(
+            *(exchange(_url(local_server), [BOS, {"text": f"Connection number {i}. "}, EOS]) for i in range(6))
+        )
+
+    results = run(many())
+    assert all(r.close_code == 1000 and r.audio_frames for r in results)
+
+
+def test_voices_endpoint_lists_both_voices(local_server: str) -> None:
+    http = local_server.replace("ws://", "http://")
+    with urllib.request.urlopen(f"{http}/v1/voices", timeout=10) as response:
+        assert response.headers["Content-Type"] == "application/json"
+        voices = json.load(response)["voices"]
+    assert {v["voice_id"] for v in voices} >= {"joe", "espeak"}
+
+
+def test_eleven_v3_is_refused_at_the_handshake_like_the_live_api(local_server: str) -> None:
+    from websockets.exceptions import InvalidStatus
+
+    async def attempt() -> int:
+        try:
+            async with connect(_url(local_server, model_id="eleven_v3")):
+                return 101
+        except InvalidStatus as exc:
+            return exc.response.status_code
+
+    assert run(attempt()) == 403
+
+
+def test_unknown_paths_are_404(local_server: str) -> None:
+    http = local_server.replace("ws://", "http://")
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(f"{http}/v1/nothing", timeout=10)
+    caught.value.close()
+    assert caught.value.code == 404
+
+
+# -- authentication ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("headers", "opener"),
+    [
+        ({"xi-api-key": " sesame"}, BOS),  # the latency tool sends a leading space
+        ({}, {"text": " ", "xi_api_key": "sesame"}),
+        ({}, {"text": " ", "xi-api-key": "sesame"}),
+        ({}, {"text": " ", "authorization": "Bearer sesame"}),
+    ],
+)
+def test_every_documented_key_location_is_accepted(keyed_server: str, headers: dict, opener: dict) -> None:
+    result = run(exchange(_url(keyed_server), [opener, {"text": "Authorized. "}, EOS], headers=headers))
+    assert result.close_code == 1000 and result.audio_frames
+
+
+def test_key_in_the_authorization_query_parameter(keyed_server: str) -> None:
+    result = run(exchange(_url(keyed_server, authorization="sesame"), [BOS, {"text": "Hi. "}, EOS]))
+    assert result.close_code == 1000
+
+
+@pytest.mark.parametrize(("headers", "opener"), [({}, BOS), ({"xi-api-key": "wrong"}, BOS),
+                                                 ({}, {"text": " ", "xi_api_key": "wrong"})])  # fmt: skip
+def test_missing_or_wrong_key_is_refused(keyed_server: str, headers: dict, opener: dict) -> None:
+    result = run(exchange(_url(keyed_server), [opener, {"text": "Hi. "}, EOS], headers=headers))
+    assert result.close_code == 1008
+    assert result.errors[0]["error"] == "invalid_api_key"
+    assert "wrong" not in json.dumps(result.frames) + result.close_reason  # never echoes a key
+
+
+# -- streaming -----------------------------------------------------------------------------------
+
+
+@pytest.mark.neural
+def test_first_audio_does_not_wait_for_the_whole_flushed_text(local_server: str) -> None:
+    """A long flush streams sentence by sentence: first audio well before the last."""
+    text = " ".join(f"This is sentence number {i} of a long flushed paragraph." for i in range(12)) + " "
+    result = run(exchange(_url(local_server, "joe"), [BOS, {"text": text, "flush": True}, EOS]))
+    arrivals = [t for f, t in zip(result.frames, result.arrivals, strict=True) if f.get("audio")]
+    assert len(arrivals) >= 10
+    spread = arrivals[-1] - arrivals[0]
+    assert spread > 0 and (arrivals[1] - arrivals[0]) < spread / 3
+    samples, rate = decode_mp3(result.audio())
+    assert_speech(samples, rate, words=12 * 10)
+
+
+@pytest.mark.neural
+def test_neural_voice_speaks_with_word_alignment(local_server: str) -> None:
+    text = "The neural voice reads this sentence aloud."
+    result = run(exchange(_url(local_server, "joe", output_format="mp3_22050_32"), [BOS, {"text": text + " "}, EOS]))
+    samples, rate = decode_mp3(result.audio())
+    assert rate == 22050
+    assert_speech(samples, rate, words=7)
+    chars = "".join(c for f in result.audio_frames for c in f["alignment"]["chars"])
+    assert chars == text
+    assert abs(len(samples) / rate - _alignment_end_s(result.audio_frames)) < 0.3

@@ -147,6 +147,22 @@ class TextSplitter:
         self._raw = raw[pos:]
         return out
 
+    def finished_sentence(self) -> list[Chunk]:
+        """Input has paused: emit a sentence that ends the buffer, without waiting for more.
+
+        `feed` confirms a sentence end only when the next character arrives; a caller that
+        knows no more text is at hand (a pipe that went quiet) uses this to send it at once.
+        Text ending in a newline still waits, since a blank line may follow.
+        """
+        if not self._words or self._raw.strip() or not self._raw or any(c in self._raw for c in "\r\n"):
+            return []
+        if self._length < self.min_chars or not ends_sentence(self._words[-1], line_start=self._last_line_start):
+            return []
+        out: list[Chunk] = []
+        self._raw = ""
+        self._emit("sentence", out)
+        return out
+
     def pending(self) -> str:
         """Buffered text not yet emitted (normalised: single spaces between words)."""
         return " ".join(self._words + self._raw.split())

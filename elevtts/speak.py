@@ -189,7 +189,10 @@ class _Sender:
                 if item is None:
                     break
                 text = self.markdown.feed(item) if self.markdown else item
-                if await self._send_chunks(self.splitter.feed(text)):
+                chunks = self.splitter.feed(text)
+                if queue.empty():  # the producer paused: a finished sentence goes out now
+                    chunks += self.splitter.finished_sentence()
+                if await self._send_chunks(chunks):
                     last_send = time.monotonic()
             tail = self.markdown.flush() if self.markdown else ""
             await self._send_chunks(self.splitter.feed(tail) + self.splitter.flush())

@@ -340,3 +340,17 @@ def test_synthesis_never_cuts_inside_a_word() -> None:
     word = "y" * 50
     pieces = synthesis_pieces(f"{word} {word}", max_chars=20)
     assert pieces == [f"{word} ", word]
+
+
+def test_finished_sentence_is_released_when_input_pauses() -> None:
+    splitter = TextSplitter()
+    assert splitter.feed("First sentence. ") == []  # not yet confirmed by a next character
+    assert splitter.finished_sentence() == [Chunk("First sentence. ", "sentence")]
+    assert splitter.feed("Second one. Third") == [Chunk("Second one. ", "sentence")]
+
+
+def test_finished_sentence_waits_for_unfinished_text_abbreviations_and_newlines() -> None:
+    for text in ("Not finished ", "I met Dr. ", "Line ends.\n", "no space yet."):
+        splitter = TextSplitter()
+        splitter.feed(text)
+        assert splitter.finished_sentence() == [], text

@@ -399,7 +399,8 @@ class ContextWorker:
         self.done = False
         self.finished_event = asyncio.Event()
         self._wake = asyncio.Event()
-        self._held: tuple[bytes, Alignment, Alignment] | None = None  # the last frame, sent on the next
+        self.sample_rate = stream.engine.voice.sample_rate
+        self._carry: tuple[Alignment, Alignment, int] | None = None  # alignment whose audio the encoder holds
         self.task = asyncio.create_task(self._run())
 
     def wake(self) -> None:
@@ -426,9 +427,9 @@ class ContextWorker:
                 await self._speak(generation)
                 self.context.done(generation)
                 if self.context.idle and generation.covered:
-                    await self._release(self.encoder.finish())  # a flushed turn is delivered whole
+                    await self._finish_encoding()  # a flushed turn is delivered whole
                 self.touch()
-            await self._release(self.encoder.finish())
+            await self._finish_encoding()
             await self.stream._send(FinalFrame(self.context.id).serialize())
         except ConnectionClosed:
             pass
@@ -445,14 +446,17 @@ class ContextWorker:
             async with self.stream.server.slots:
                 if generation.cancelled:
                     return
-                rendered = await asyncio.to_thread(self._render, piece)
-            if generation.cancelled:
-                return
-            for audio, original, normalized in rendered:
-                await self._emit(audio, original, normalized)
+                sliced = await asyncio.to_thread(self._synthesize, piece)
+            # Each frame is encoded and sent as soon as it exists: the first audio does not wait
+            # for the rest of the piece.
+            for pcm, original, normalized in sliced:
+                if generation.cancelled:
+                    return
+                audio = await asyncio.to_thread(self.encoder.encode, pcm)
+                await self._emit(audio, original, normalized, round(len(pcm) * 1000 / self.sample_rate))
 
-    def _render(self, piece: str) -> list[tuple[bytes, Alignment, Alignment]]:
-        """Synthesize one piece and encode it into frames (runs in a worker thread)."""
+    def _synthesize(self, piece: str) -> list[tuple[Any, Alignment, Alignment]]:
+        """One piece as PCM frames with their alignments (runs in a worker thread)."""
         spoken = piece
         for lexicon in self.lexicons:
             spoken = lexicon.apply(spoken)
@@ -460,28 +464,27 @@ class ContextWorker:
         sliced = frames(spoken, speech, max_frame_s=MAX_FRAME_SECONDS)
         normalized = [alignment for _, alignment in sliced]
         originals = normalized if spoken == piece else remap_alignments(normalized, spoken, piece)
-        return [
-            (self.encoder.encode(pcm), original, alignment)
-            for (pcm, alignment), original in zip(sliced, originals, strict=True)
-        ]
+        return [(pcm, original, n) for (pcm, n), original in zip(sliced, originals, strict=True)]
 
-    async def _emit(self, audio: bytes, original: Alignment, normalized: Alignment) -> None:
-        if self._held is not None:
-            held_audio, held_original, held_normalized = self._held
-            if not held_audio:  # the encoder had nothing yet: carry the alignment into this frame
-                audio = held_audio + audio
-                original = _join(held_original, original)
-                normalized = _join(held_normalized, normalized)
-            else:
-                await self._send_frame(*self._held)
-        self._held = (audio, original, normalized)
+    async def _emit(self, audio: bytes, original: Alignment, normalized: Alignment, duration_ms: int) -> None:
+        if self._carry is not None:
+            # The encoder held back the previous frame's audio: it comes out with this one.
+            carried_original, carried_normalized, carried_ms = self._carry
+            original = _join(carried_original, original, carried_ms)
+            normalized = _join(carried_normalized, normalized, carried_ms)
+            duration_ms += carried_ms
+            self._carry = None
+        if not audio:
+            self._carry = (original, normalized, duration_ms)
+            return
+        await self._send_frame(audio, original, normalized)
 
-    async def _release(self, tail: bytes) -> None:
-        held, self._held = self._held, None
-        if held is not None:
-            await self._send_frame(held[0] + tail, held[1], held[2])
-        elif tail:
-            await self._send_frame(tail, Alignment(), Alignment())
+    async def _finish_encoding(self) -> None:
+        """Flush the encoder: the audio it still holds goes out with any alignment carried."""
+        tail = await asyncio.to_thread(self.encoder.finish)
+        original, normalized, _ = self._carry or (Alignment(), Alignment(), 0)
+        self._carry = None
+        await self._send_frame(tail, original, normalized)
 
     async def _send_frame(self, audio: bytes, original: Alignment, normalized: Alignment) -> None:
         if not audio and not original.chars:
@@ -490,13 +493,14 @@ class ContextWorker:
         await self.stream._send(frame.serialize())
 
 
-def _join(first: Alignment, second: Alignment) -> Alignment:
-    """Alignment of two consecutive frames merged into one (the first had no audio of its own)."""
+def _join(first: Alignment, second: Alignment, offset_ms: int) -> Alignment:
+    """Alignments of two consecutive frames as one; the second starts `offset_ms` in."""
     return Alignment(
         first.chars + second.chars,
-        first.char_start_times_ms + second.char_start_times_ms,
+        first.char_start_times_ms + tuple(t + offset_ms for t in second.char_start_times_ms),
         first.char_durations_ms + second.char_durations_ms,
     )
+
 
 
 # ---------------------------------------------------------------------------------------------

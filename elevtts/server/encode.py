@@ -27,8 +27,8 @@ SUPPORTED_FORMATS: tuple[str, ...] = (
     "alaw_8000",
 )
 
-# LAME quality 2 is "near best"; 7 is 3-4x faster but even quality 2 runs >100x realtime.
-MP3_QUALITY = 2
+# LAME quality 5: half the time of quality 2 (the first audio waits on it), no audible loss for speech.
+MP3_QUALITY = 5
 
 
 @dataclass(frozen=True)

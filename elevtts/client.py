@@ -251,7 +251,7 @@ class Session:
         self._socket: ClientConnection | None = None
         self._streams: dict[str | None, Stream] = {}
         self._reader: asyncio.Task[None] | None = None
-        self._first_message = True
+        self._failure: ElevttsError | None = None  # why the connection ended, once it has
 
     @classmethod
     def open(cls, endpoint: Endpoint, options: StreamOptions, *, multi: bool = False) -> Session:
@@ -331,9 +331,11 @@ class Session:
         try:
             await self._socket.send(message.serialize())
         except ConnectionClosed:
-            # The reader reports why; give it a moment to record the close.
-            await asyncio.sleep(0)
-            raise self._closed_error() from None
+            # The reader knows why (an error frame may have come before the close).
+            if self._reader is not None:
+                with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                    await asyncio.wait_for(asyncio.shield(self._reader), 5)
+            raise (self._failure or self._closed_error()) from None
 
     def _closed_error(self) -> ElevttsError:
         socket = self._socket
@@ -384,6 +386,7 @@ class Session:
         return self._streams.get(context_id)
 
     def _broadcast(self, error: ElevttsError) -> None:
+        self._failure = error
         for stream in self._streams.values():
             if not stream.final:
                 stream._deliver(error)

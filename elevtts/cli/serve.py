@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import re
 import signal
 import ssl
 import sys
@@ -52,6 +54,8 @@ def serve(
 ) -> None:
     """Run a local server that speaks the stream-input and multi-stream-input protocols offline."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactSecrets(api_key))
     try:
         from elevtts.server.app import ServerConfig, serve_forever
         from elevtts.server.dictionary import DictionaryStore, load_lexicon
@@ -73,7 +77,11 @@ def serve(
         try:
             ssl_context.load_cert_chain(certfile, keyfile)
         except (ssl.SSLError, OSError) as exc:
-            typer.echo(f"elevtts serve: cannot load the certificate: {exc}", err=True)
+            typer.echo(
+                f"elevtts serve: cannot load the certificate {certfile} with the key {keyfile} "
+                f"(both must be PEM and match): {exc}",
+                err=True,
+            )
             raise typer.Exit(ExitCode.USAGE) from None
     store = DictionaryStore()
     for path in dictionary or []:
@@ -107,11 +115,41 @@ def serve(
     try:
         asyncio.run(_run_until_signal(serve_forever(config, ready=ready)))
     except OSError as exc:
-        typer.echo(f"elevtts serve: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
+        # asyncio's bind error repeats the address in strerror: the plain errno text reads better
+        reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+        typer.echo(f"elevtts serve: cannot listen on {host}:{port}: {reason}", err=True)
         raise typer.Exit(ExitCode.CONNECT) from None
     except KeyboardInterrupt:
         pass
     typer.echo("elevtts serve: stopped", err=True)
+
+
+class RedactSecrets(logging.Filter):
+    """Hide API keys in log lines: at debug level websockets logs request headers and frames.
+
+    Any value after `xi-api-key`, `xi_api_key` or `authorization` (header, query or JSON; after
+    a scheme such as `Bearer`) is hidden, so a wrong key a client sent, possibly a real one, is
+    not logged either.
+    """
+
+    _ASSIGNED = re.compile(
+        r"""(?P<name>xi[-_]api[-_]key|authorization)(?P<sep>["']?\s*[:=]\s*["']?(?:[a-z]+\s+)?)"""
+        r"""(?P<value>[^\s"'&,;}]+)""",
+        re.IGNORECASE,
+    )
+
+    def __init__(self, api_key: str | None) -> None:
+        super().__init__()
+        self._api_key = (api_key or "").strip()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = self._ASSIGNED.sub(r"\g<name>\g<sep>***", message)
+        if self._api_key:
+            redacted = redacted.replace(self._api_key, "***")
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
 
 
 async def _run_until_signal(main: object) -> None:

@@ -48,6 +48,7 @@ from elevtts.protocol import (
     VoiceSettings,
     parse_server_message,
 )
+from elevtts.redact import protect_websockets_logs
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # the service sends frames up to 16 MB
 AUTH_ERRORS = frozenset({"invalid_api_key", "unauthorized", "missing_api_key", "authentication_error"})
@@ -267,6 +268,7 @@ class Session:
         await self.aclose()
 
     async def connect(self) -> None:
+        protect_websockets_logs()
         headers = {"xi-api-key": self.endpoint.api_key} if self.endpoint.api_key else {}
         url = self.endpoint.url(self.options.voice_id, self.options.params, multi=self.multi)
         started = time.monotonic()

@@ -64,7 +64,9 @@ class Served:
         return "http" + self.url.removeprefix("ws")
 
     def stream_url(self, voice: str = "espeak", **query: str) -> str:
-        return f"{self.url}/v1/text-to-speech/{voice}/stream-input" + (f"?{urlencode(query)}" if query else "")
+        return f"{self.url}/v1/text-to-speech/{voice}/stream-input" + (
+            f"?{urlencode(query)}" if query else ""
+        )
 
     def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
         self.process.send_signal(sig)
@@ -92,7 +94,9 @@ def serving(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> It
         deadline = time.monotonic() + 30
         while b"\n" not in stdout_path.read_bytes():
             if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"elevtts serve printed no URL (exit {process.poll()}): {stderr_path.read_text()}")
+                pytest.fail(
+                    f"elevtts serve printed no URL (exit {process.poll()}): {stderr_path.read_text()}"
+                )
             time.sleep(0.02)
         url = stdout_path.read_text().splitlines()[0]
         yield Served(process, url, stdout_path, stderr_path)
@@ -107,7 +111,9 @@ def serving(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> It
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_serve_prints_its_url_speaks_lists_voices_and_stops_on_signal(tmp_path: Path, sig: signal.Signals) -> None:
+def test_serve_prints_its_url_speaks_lists_voices_and_stops_on_signal(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
     with serving(tmp_path, "--voice", "espeak") as server:
         assert server.url.startswith("ws://127.0.0.1:") and urlsplit(server.url).port
 
@@ -224,7 +230,8 @@ def test_port_in_use_exits_5_with_a_clear_message(tmp_path: Path) -> None:
 # Pronunciation dictionaries
 
 PLS = """<?xml version="1.0" encoding="UTF-8"?>
-<lexicon version="1.0" xmlns="http://www.w3.org/2005/01/pronunciation-lexicon" alphabet="ipa" xml:lang="en-US">
+<lexicon version="1.0" xmlns="http://www.w3.org/2005/01/pronunciation-lexicon"
+         alphabet="ipa" xml:lang="en-US">
   <lexeme><grapheme>SQL</grapheme><alias>sequel</alias></lexeme>
 </lexicon>
 """
@@ -250,7 +257,10 @@ def test_dictionary_file_is_announced_and_applied_by_its_locator(tmp_path: Path)
         assert "SQL" in _chars(result.frames, "alignment")
         assert "sequel" not in _chars(result.frames, "alignment")
 
-        unknown = {"text": " ", "pronunciation_dictionary_locators": [{"pronunciation_dictionary_id": "nope"}]}
+        unknown = {
+            "text": " ",
+            "pronunciation_dictionary_locators": [{"pronunciation_dictionary_id": "nope"}],
+        }
         refused = run(exchange(server.stream_url(), [unknown, {"text": "SQL. "}, EOS]))
         assert refused.close_code == 1008
         assert [e["error"] for e in refused.errors] == ["pronunciation_dictionary_not_found"]
@@ -277,4 +287,3 @@ def test_voices_json_lists_joe_and_espeak(tmp_path: Path) -> None:
     voices = json.loads(result.stdout)["voices"]
     assert sorted(v["voice_id"] for v in voices) == ["espeak", "joe"]
     assert all(v["sample_rate"] > 0 and v["name"] for v in voices)
-

@@ -6,17 +6,18 @@ import asyncio
 import json
 import logging
 import os
-import re
 import signal
 import ssl
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from elevtts.cli import app
 from elevtts.errors import ExitCode
+from elevtts.redact import RedactSecrets
 
 
 def _missing_local_extra(exc: ImportError) -> typer.Exit:
@@ -43,19 +44,28 @@ def serve(
             show_default=False,
         ),
     ] = None,
-    certfile: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="TLS certificate (PEM): serve wss://.")] = None,
-    keyfile: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="TLS private key (PEM).")] = None,
+    certfile: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help="TLS certificate (PEM): serve wss://.")
+    ] = None,
+    keyfile: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help="TLS private key (PEM).")
+    ] = None,
     dictionary: Annotated[
         list[Path] | None,
-        typer.Option("--dictionary", exists=True, dir_okay=False, help="W3C PLS lexicon to offer (repeatable)."),
+        typer.Option(
+            "--dictionary", exists=True, dir_okay=False, help="W3C PLS lexicon to offer (repeatable)."
+        ),
     ] = None,
-    slots: Annotated[int, typer.Option(min=1, max=16, help="Pieces synthesized at once, shared by all streams.")] = 1,
+    slots: Annotated[
+        int, typer.Option(min=1, max=16, help="Pieces synthesized at once, shared by all streams.")
+    ] = 1,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Run a local server that speaks the stream-input and multi-stream-input protocols offline."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:
-        handler.addFilter(RedactSecrets(api_key))
+        handler.addFilter(RedactSecrets(api_key))  # every log line, ours and the libraries'
+
     try:
         from elevtts.server.app import ServerConfig, serve_forever
         from elevtts.server.dictionary import DictionaryStore, load_lexicon
@@ -66,7 +76,9 @@ def serve(
     known = [v.voice_id for v in available_voices()]
     unknown = [v for v in voice or [] if v not in known]
     if unknown:
-        typer.echo(f"elevtts serve: unknown voice {', '.join(unknown)}; available: {', '.join(known)}", err=True)
+        typer.echo(
+            f"elevtts serve: unknown voice {', '.join(unknown)}; available: {', '.join(known)}", err=True
+        )
         raise typer.Exit(ExitCode.USAGE)
     if (certfile is None) != (keyfile is None):
         typer.echo("elevtts serve: --certfile and --keyfile go together", err=True)
@@ -109,7 +121,8 @@ def serve(
     def ready(url: str) -> None:
         print(url, flush=True)  # stdout: for scripts
         typer.echo(
-            f"elevtts serve: listening on {url} (voices: {', '.join(voice or known)}); Ctrl-C to stop", err=True
+            f"elevtts serve: listening on {url} (voices: {', '.join(voice or known)}); Ctrl-C to stop",
+            err=True,
         )
 
     try:
@@ -124,37 +137,9 @@ def serve(
     typer.echo("elevtts serve: stopped", err=True)
 
 
-class RedactSecrets(logging.Filter):
-    """Hide API keys in log lines: at debug level websockets logs request headers and frames.
-
-    Any value after `xi-api-key`, `xi_api_key` or `authorization` (header, query or JSON; after
-    a scheme such as `Bearer`) is hidden, so a wrong key a client sent, possibly a real one, is
-    not logged either.
-    """
-
-    _ASSIGNED = re.compile(
-        r"""(?P<name>xi[-_]api[-_]key|authorization)(?P<sep>["']?\s*[:=]\s*["']?(?:[a-z]+\s+)?)"""
-        r"""(?P<value>[^\s"'&,;}]+)""",
-        re.IGNORECASE,
-    )
-
-    def __init__(self, api_key: str | None) -> None:
-        super().__init__()
-        self._api_key = (api_key or "").strip()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        redacted = self._ASSIGNED.sub(r"\g<name>\g<sep>***", message)
-        if self._api_key:
-            redacted = redacted.replace(self._api_key, "***")
-        if redacted != message:
-            record.msg, record.args = redacted, None
-        return True
-
-
-async def _run_until_signal(main: object) -> None:
+async def _run_until_signal(main: Coroutine[Any, Any, None]) -> None:
     """Run `main` and cancel it cleanly on SIGTERM or SIGINT."""
-    task = asyncio.ensure_future(main)  # type: ignore[arg-type]
+    task = asyncio.ensure_future(main)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, task.cancel)

@@ -46,6 +46,7 @@ from elevtts.protocol import (
     inactivity_message,
     parse_client_message,
 )
+from elevtts.redact import protect_websockets_logs
 from elevtts.server.alignment import frames
 from elevtts.server.context import Context, ContextSettings, Generation
 from elevtts.server.dictionary import DictionaryStore, Lexicon
@@ -509,6 +510,7 @@ def _join(first: Alignment, second: Alignment, offset_ms: int) -> Alignment:
 
 async def start_server(config: ServerConfig, *, preload: bool = True) -> tuple[Server, StreamServer]:
     """Start listening (port 0 picks a free port); returns the websockets server and our state."""
+    protect_websockets_logs()
     app = StreamServer(config)
     if preload:
         await app.preload()

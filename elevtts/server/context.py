@@ -55,6 +55,22 @@ class ContextSettings:
             )
 
 
+def is_keepalive(message: ClientMessage) -> bool:
+    """Empty text and nothing else: it only resets a context's inactivity clock (multi-context).
+
+    It never opens a context: pipecat sends one for a context whose audio it is still playing,
+    which the server may have finished already.
+    """
+    return (
+        not message.text
+        and not message.flush
+        and not message.close_context
+        and message.voice_settings is None
+        and message.schedule is None
+        and not message.dictionary_locators
+    )
+
+
 @dataclass(eq=False)
 class Generation:
     """A piece of buffered text handed to the engine."""

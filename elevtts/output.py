@@ -135,20 +135,20 @@ class AudioFile:
         return self.paths.audio
 
     def abandon(self) -> Path | None:
-        """Close and keep the `.part` (if anything was written)."""
+        """Close and keep the `.part` if any audio reached the disk (a full disk may stop it midway)."""
         if self._file is None:
             return None
         try:
             self._file.close()
         except OSError:
+            pass  # the same failure again, flushing the buffer
+        try:
+            if self.paths.part.stat().st_size > 0:
+                return self.paths.part
+            self.paths.part.unlink()
+        except OSError:
             pass
-        if self.bytes_written == 0:
-            try:
-                self.paths.part.unlink()
-            except OSError:
-                return None
-            return None
-        return self.paths.part
+        return None
 
 
 class ChunkWriter:

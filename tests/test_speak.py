@@ -423,3 +423,33 @@ def test_keepalives_are_sent_while_stdin_is_silent(scripted: Any) -> None:
     keepalives = [m for m in scripted.messages[1:] if m == {"text": " "}]
     assert len(keepalives) >= 2
     assert [m["text"] for m in scripted.messages if m.get("text", "").strip()] == ["Before the pause. ", "After it. "]
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Any:
+    """A 64 KiB filesystem, to run out of space for real (needs root and mount; skipped otherwise)."""
+    mount_point = tmp_path / "tiny"
+    mount_point.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)],
+                          capture_output=True, check=False)  # fmt: skip
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    yield mount_point
+    subprocess.run(["umount", str(mount_point)], check=False)
+
+
+def test_full_disk_is_an_output_error_and_keeps_the_part(local_server: str, tiny_disk: Path) -> None:
+    text = "This text makes far more audio than a tiny disk can hold. " * 8
+    result = speak("--url", local_server, "--voice", "espeak", "--output-dir", str(tiny_disk), "--name", "big",
+                   "--output-format", "pcm_44100", "-q", text)  # fmt: skip
+    assert result.exit_code == ExitCode.OUTPUT
+    assert "No space left on device" in result.stderr and "big.pcm.part" in result.stderr
+    assert (tiny_disk / "big.pcm.part").exists() and not (tiny_disk / "big.pcm").exists()
+
+
+def test_play_without_a_player_says_so_and_still_saves(local_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    result = speak("--url", local_server, "--voice", "espeak", "--play", "--name", "np", "Nothing to play on.")
+    assert result.exit_code == 0
+    assert "no player found" in result.stderr
+    assert Path("output/np.mp3").exists()

@@ -52,6 +52,7 @@ import json
 import os
 import random
 import re
+import sys
 import time
 import unicodedata
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
@@ -734,8 +735,6 @@ class PlainBatchProgress(SilentBatchProgress):
     """Not a terminal: a line per finished file, retry and summary on stderr."""
 
     def __init__(self, stream: IO[str] | None = None) -> None:
-        import sys
-
         self.stream = stream or sys.stderr
         self.finished = 0
         self.to_run = 0

@@ -187,13 +187,16 @@ class Stream:
         self.session = session
         self.context_id = context_id
         self.stats = StreamStats()
-        self.final = False
+        self.final = False  # the iteration reached isFinal
         self._frames: asyncio.Queue[AudioFrame | FinalFrame | ElevttsError] = asyncio.Queue()
         self._ended = False
+        self._final_received = False  # isFinal came in: nothing more for this stream
 
     async def send(self, text: str, *, flush: bool = False, try_trigger: bool = False) -> None:
         """Send text (it should end with a single space, as the protocol asks)."""
-        message = ClientMessage(text=text, flush=flush, try_trigger_generation=try_trigger, context_id=self.context_id)
+        message = ClientMessage(
+            text=text, flush=flush, try_trigger_generation=try_trigger, context_id=self.context_id
+        )
         await self.session._send(message)
         self.stats.text_sent(text, flush=flush, now=time.monotonic())
 
@@ -202,7 +205,9 @@ class Stream:
 
     async def keepalive(self) -> None:
         """Reset the server's inactivity clock without adding text."""
-        await self.session._send(ClientMessage(text="" if self.session.multi else " ", context_id=self.context_id))
+        await self.session._send(
+            ClientMessage(text="" if self.session.multi else " ", context_id=self.context_id)
+        )
 
     async def end(self) -> None:
         """No more text: the server speaks what is left, then sends isFinal."""
@@ -216,7 +221,11 @@ class Stream:
             await self.send("")
 
     async def close(self) -> None:
-        """Barge-in (multi only): stop this context now; what no flush covered is not spoken."""
+        """Barge-in (multi only): stop this context now; what no flush covered is not spoken.
+
+        Audio already on its way still arrives (within about a second), then isFinal ends the
+        iteration; stop iterating earlier to drop it, as voice agents do.
+        """
         self._ended = True
         await self.session._send(ClientMessage(context_id=self.context_id, close_context=True))
 
@@ -238,6 +247,8 @@ class Stream:
     def _deliver(self, item: AudioFrame | FinalFrame | ElevttsError) -> None:
         if isinstance(item, AudioFrame):
             self.stats.audio_received(item, now=time.monotonic())
+        elif isinstance(item, FinalFrame):
+            self._final_received = True
         self._frames.put_nowait(item)
 
 
@@ -250,7 +261,9 @@ class Session:
         self.multi = multi
         self.connect_ms: float | None = None
         self._socket: ClientConnection | None = None
-        self._streams: dict[str | None, Stream] = {}
+        # In the order they were started. A context id used again gets a new stream; the frames of
+        # that id go to the oldest stream that has not had its isFinal yet.
+        self._streams: list[Stream] = []
         self._reader: asyncio.Task[None] | None = None
         self._failure: ElevttsError | None = None  # why the connection ended, once it has
 
@@ -283,7 +296,9 @@ class Session:
         except InvalidStatus as exc:
             status = exc.response.status_code
             body = bytes(exc.response.body or b"").decode("utf-8", "replace").strip()[:300]
-            detail = f"{self.endpoint.display} refused the connection: HTTP {status}" + (f" {body}" if body else "")
+            detail = f"{self.endpoint.display} refused the connection: HTTP {status}" + (
+                f" {body}" if body else ""
+            )
             if status in (401, 403) and "model" not in body:
                 raise AuthenticationError(detail) from None
             raise ConnectError(detail) from None
@@ -301,7 +316,8 @@ class Session:
             raise ValueError("a stream-input session has one stream")
         stream = Stream(self, context_id if self.multi else None)
         stream.stats.connect_ms = self.connect_ms
-        self._streams[stream.context_id] = stream
+        self._streams = [s for s in self._streams if not s._final_received]
+        self._streams.append(stream)
         options = self.options
         await self._send(
             ClientMessage(
@@ -317,6 +333,10 @@ class Session:
     async def close_socket(self) -> None:
         """Multi: ask the server to finish every context and close."""
         await self._send(ClientMessage(close_socket=True))
+
+    async def keepalive(self) -> None:
+        """Multi: keep the connection open while no context is (`{"text": ""}` without an id)."""
+        await self._send(ClientMessage(text=""))
 
     async def aclose(self) -> None:
         if self._socket is not None:
@@ -345,7 +365,9 @@ class Session:
         reason = (socket.close_reason if socket is not None else "") or ""
         if code in (None, 1006):
             return ConnectionDropped("the connection dropped before the audio was complete")
-        return ServerError(f"the server closed the connection ({code}{': ' + reason if reason else ''})", code=code)
+        return ServerError(
+            f"the server closed the connection ({code}{': ' + reason if reason else ''})", code=code
+        )
 
     async def _read(self) -> None:
         assert self._socket is not None
@@ -359,13 +381,13 @@ class Session:
                     return
                 if isinstance(message, ErrorFrame):
                     last_error = message
-                    target = self._streams.get(message.context_id) if message.context_id else None
+                    target = self._route(message.context_id) if message.context_id else None
                     if target is not None and self.multi:
                         target._deliver(_error_from_frame(message))
                     continue
                 if isinstance(message, AudioFrame | FinalFrame):
                     stream = self._route(message.context_id)
-                    if stream is not None and not stream.final:
+                    if stream is not None:
                         stream._deliver(message)
         except ConnectionClosed:
             pass
@@ -374,8 +396,8 @@ class Session:
             self._broadcast(_error_from_frame(last_error))
         elif code == CloseCode.NORMAL:
             # A normal close ends every stream that did not get its isFinal (as the SDK does).
-            for stream in self._streams.values():
-                if not stream.final:
+            for stream in self._streams:
+                if not stream._final_received:
                     stream._deliver(FinalFrame(stream.context_id))
         elif last_error is not None:
             self._broadcast(_error_from_frame(last_error))
@@ -383,14 +405,16 @@ class Session:
             self._broadcast(self._closed_error())
 
     def _route(self, context_id: str | None) -> Stream | None:
-        if not self.multi:
-            return self._streams.get(None)
-        return self._streams.get(context_id)
+        """The stream a frame is for: the oldest of its context without an isFinal yet."""
+        for stream in self._streams:
+            if not stream._final_received and (not self.multi or stream.context_id == context_id):
+                return stream
+        return None
 
     def _broadcast(self, error: ElevttsError) -> None:
         self._failure = error
-        for stream in self._streams.values():
-            if not stream.final:
+        for stream in self._streams:
+            if not stream._final_received:
                 stream._deliver(error)
 
 

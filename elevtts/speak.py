@@ -212,11 +212,12 @@ class _Sender:
         """Input paused: flush what is buffered, or keep the stream alive."""
         if self.policy.idle_flush_ms and (self.splitter.pending().strip() or self.unflushed):
             chunks = self.splitter.flush()
+            flush = self.policy.flush != "never"
             if chunks:
-                await self._send_chunks(chunks, force_flush=True)
-            else:
+                await self._send_chunks(chunks, force_flush=flush)
+            elif flush:
                 await self.stream.flush()
-                self.unflushed = False
+            self.unflushed = False
             return time.monotonic()
         if time.monotonic() - last_send >= self.keepalive_s:
             await self.stream.keepalive()

@@ -122,7 +122,7 @@ class GateEngine:
 
 
 class FlakyEngine:
-    """espeak, except that "Flaky" fails the first time it is seen and "Poison" always fails."""
+    """espeak, except: "Flaky" fails the first time it is seen, "Poison" always fails, "Silent" is silent."""
 
     voice = Voice("batch-flaky", "Flaky", "espeak", "en", ESPEAK_VOICE.sample_rate, "espeak that fails")
     seen: ClassVar[set[str]] = set()
@@ -131,6 +131,8 @@ class FlakyEngine:
         if "Poison" in text or ("Flaky" in text and text not in self.seen):
             self.seen.add(text)
             raise RuntimeError("the engine failed on cue")
+        if "Silent" in text:
+            return Speech.empty(self.voice.sample_rate)
         return get_engine("espeak").synthesize(text, options)
 
 
@@ -296,9 +298,10 @@ def test_failing_files_do_not_stop_the_others_and_exit_10(
     write(src / "c-poison.txt", "Poison stops this one every time.")
     write(src / "d-flaky.txt", "Flaky servers fail once, then work.")
     write(src / "e-good.txt", "And this file is fine too.")
+    write(src / "f-silent.txt", "Silent servers send no audio at all.")
     result = batch(src, "--url", url, "--voice", "batch-flaky", "-d", out, "--retries", "1", "--json")
     assert result.exit_code == 10
-    assert "2 of 5 files failed" in result.stderr
+    assert "3 of 6 files failed" in result.stderr
     files = {Path(f["input"]).name: f for f in json.loads(result.stdout)["files"]}
     assert files["b-latin1.txt"]["status"] == "failed" and files["b-latin1.txt"]["attempts"] == 0
     assert "not UTF-8" in files["b-latin1.txt"]["error"]
@@ -309,13 +312,18 @@ def test_failing_files_do_not_stop_the_others_and_exit_10(
         assert files[name]["status"] == "done"
         audio = out / Path(name).with_suffix(".mp3")
         assert_speech(*decode_mp3(audio.read_bytes()), words=words((src / name).read_text()))
-    assert not (out / "b-latin1.mp3").exists() and not (out / "c-poison.mp3").exists()  # no silent holes
+    assert files["f-silent.txt"]["status"] == "failed" and files["f-silent.txt"]["attempts"] == 2
+    assert "no audio" in files["f-silent.txt"]["error"]
+    assert not any(
+        (out / f"{name}.mp3").exists() for name in ("b-latin1", "c-poison", "f-silent")
+    )  # no holes
     assert statuses(out) == {
         "a-good.txt": DONE,
         "b-latin1.txt": FAILED,
         "c-poison.txt": FAILED,
         "d-flaky.txt": DONE,
         "e-good.txt": DONE,
+        "f-silent.txt": FAILED,
     }
     again = batch(src, "--url", url, "--voice", "batch-flaky", "-d", out, "--json")  # failed stay failed
     assert again.exit_code == 10
@@ -325,6 +333,18 @@ def test_failing_files_do_not_stop_the_others_and_exit_10(
     fixed = batch(src, "--url", url, "--voice", "batch-flaky", "-d", out, "--json")  # changed text: redone
     assert fixed.exit_code == 10  # the latin-1 file is still failed
     assert statuses(out)["c-poison.txt"] == DONE
+
+
+def test_a_refused_key_stops_the_batch(tmp_path: Path, keyed_server: str) -> None:
+    src, out = tmp_path / "src", tmp_path / "out"
+    for n in range(5):
+        write(src / f"f{n}.txt", f"File number {n}.")
+    result = batch(src, "--url", keyed_server, "--api-key", "wrong", *ESPEAK, "-d", out, "--json")
+    assert result.exit_code == 6, result.stderr
+    assert "wrong" not in result.stderr + result.stdout
+    report = json.loads(result.stdout)
+    assert report["totals"]["not_started"] >= 3 and report["totals"]["done"] == 0
+    assert all(f["attempts"] <= 1 for f in report["files"])  # not retried
 
 
 def test_server_stopped_mid_run_then_a_rerun_completes_only_what_was_missing(

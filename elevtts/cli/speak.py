@@ -144,7 +144,7 @@ def build_flags(
     if not 0 < inactivity_timeout <= MAX_INACTIVITY_TIMEOUT:
         raise UsageError(f"--inactivity-timeout must be above 0 and at most {MAX_INACTIVITY_TIMEOUT:g} seconds")
     target = resolve_target(url=url, api_key=api_key, region=region)
-    voice_values = {
+    voice_values: dict[str, Any] = {
         "stability": stability,
         "similarity_boost": similarity_boost,
         "style": style,

@@ -16,8 +16,10 @@ import contextlib
 import hmac
 import json
 import logging
+import math
 import ssl
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -48,7 +50,7 @@ from elevtts.protocol import (
 )
 from elevtts.redact import protect_websockets_logs
 from elevtts.server.alignment import frames
-from elevtts.server.context import Context, ContextSettings, Generation
+from elevtts.server.context import Context, ContextSettings, Generation, is_keepalive
 from elevtts.server.dictionary import DictionaryStore, Lexicon
 from elevtts.server.encode import Encoder, OutputFormat, parse_output_format
 from elevtts.server.engines import Engine, SynthesisOptions, UnknownVoiceError, available_voices, get_engine
@@ -58,6 +60,13 @@ log = logging.getLogger("elevtts.server")
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # what the live service accepts
 MAX_FRAME_SECONDS = 1.0  # audio per frame: keeps every frame far below the SDK's 1 MiB limit
+# A piece is sized to take about PIECE_BUDGET_S to synthesize, a budget shared by every context
+# waiting for the engine: a context's frames then stay well under 3 s apart (pipecat gives up on a
+# context after 3 s without audio), and a barge-in waits for one short piece at most.
+PIECE_BUDGET_S = 1.5
+FIRST_PIECE_CHARS = 80  # the first piece of a generation is short, so its audio comes fast
+MIN_PIECE_CHARS, MAX_PIECE_CHARS = 40, 300
+WARM_UP_TEXTS = ("Warming up.", "One moment.", "The voice is getting ready to speak, it takes only a moment.")
 SINGLE_PATH, MULTI_PATH = "stream-input", "multi-stream-input"
 MODELS_WITHOUT_WEBSOCKET = frozenset({"eleven_v3"})
 
@@ -73,6 +82,44 @@ class ServerConfig:
     ssl_context: ssl.SSLContext | None = None
 
 
+class Pace:
+    """How long an engine takes for a piece of text, learned from the pieces it synthesizes.
+
+    A line through the recent (characters, seconds) samples: a fixed cost per call plus a cost
+    per character (Piper pays about 0.1-0.2 s per call, then a few ms per character).
+    """
+
+    def __init__(self, samples: int = 16) -> None:
+        self._samples: deque[tuple[int, float]] = deque(maxlen=samples)
+
+    def record(self, chars: int, seconds: float) -> None:
+        if chars > 0 and seconds >= 0:
+            self._samples.append((chars, seconds))
+
+    def cost(self) -> tuple[float, float] | None:
+        """(seconds per call, seconds per character), or None before the first sample."""
+        if not self._samples:
+            return None
+        count = len(self._samples)
+        mean_n = sum(n for n, _ in self._samples) / count
+        mean_t = sum(t for _, t in self._samples) / count
+        var_n = sum((n - mean_n) ** 2 for n, _ in self._samples)
+        if var_n > 0:
+            per_char = sum((n - mean_n) * (t - mean_t) for n, t in self._samples) / var_n
+            fixed = mean_t - per_char * mean_n
+            if per_char > 0 and fixed >= 0:
+                return fixed, per_char
+        return 0.0, mean_t / mean_n  # too few distinct lengths for a line: all of it per character
+
+    def piece_chars(self, budget_s: float) -> int:
+        """The longest piece that should be synthesized within `budget_s`."""
+        cost = self.cost()
+        if cost is None or cost[1] <= 0:
+            return MAX_PIECE_CHARS
+        fixed, per_char = cost
+        return int(min(MAX_PIECE_CHARS, max(MIN_PIECE_CHARS, (budget_s - fixed) / per_char)))
+
+
 class StreamServer:
     """The server's shared state: engines, the synthesis slots, the open connections."""
 
@@ -80,6 +127,16 @@ class StreamServer:
         self.config = config
         self.slots = asyncio.Semaphore(config.synthesis_slots)
         self.voice_ids = config.voices or tuple(v.voice_id for v in available_voices())
+        self.paces: dict[str, Pace] = {}
+        self.speaking = 0  # contexts with a generation to speak, on every connection
+
+    def pace(self, voice_id: str) -> Pace:
+        return self.paces.setdefault(voice_id, Pace())
+
+    def piece_chars(self, voice_id: str) -> int:
+        """How long the next piece may be: the budget is shared by every context that is speaking."""
+        sharers = max(1, math.ceil(self.speaking / self.config.synthesis_slots))
+        return self.pace(voice_id).piece_chars(PIECE_BUDGET_S / sharers)
 
     def engine(self, voice_id: str) -> Engine:
         if voice_id not in self.voice_ids:
@@ -87,9 +144,18 @@ class StreamServer:
         return get_engine(voice_id)
 
     async def preload(self, voice_ids: Iterable[str] | None = None) -> None:
-        """Load voices now (default: every served one), so the first request does not pay for it."""
+        """Load voices now (default: every served one), so the first request does not pay for it.
+
+        Each voice speaks a few texts: the first run warms the engine up, the others give a first
+        measure of its pace.
+        """
         for voice_id in self.voice_ids if voice_ids is None else voice_ids:
-            await asyncio.to_thread(get_engine, voice_id)
+            engine = await asyncio.to_thread(get_engine, voice_id)
+            for index, text in enumerate(WARM_UP_TEXTS):
+                started = time.perf_counter()
+                await asyncio.to_thread(engine.synthesize, text, SynthesisOptions())
+                if index:
+                    self.pace(voice_id).record(len(text), time.perf_counter() - started)
 
     # -- HTTP ------------------------------------------------------------------------------
 
@@ -103,13 +169,17 @@ class StreamServer:
         route = _route(request.path)
         if route is None:
             return _json_response(
-                connection, HTTPStatus.NOT_FOUND, {"detail": {"status": "not_found", "message": "no such path"}}
+                connection,
+                HTTPStatus.NOT_FOUND,
+                {"detail": {"status": "not_found", "message": "no such path"}},
             )
         query = dict(parse_qsl(urlsplit(request.path).query))
         if query.get("model_id") in MODELS_WITHOUT_WEBSOCKET:
             message = f"model {query['model_id']} is not available over WebSockets"
             return _json_response(
-                connection, HTTPStatus.FORBIDDEN, {"detail": {"status": "model_not_allowed", "message": message}}
+                connection,
+                HTTPStatus.FORBIDDEN,
+                {"detail": {"status": "model_not_allowed", "message": message}},
             )
         return None
 
@@ -173,12 +243,15 @@ def _bearer(value: str | None) -> str | None:
 class Stream:
     """One WebSocket connection: a single stream (one context) or up to five contexts."""
 
-    def __init__(self, server: StreamServer, connection: ServerConnection, voice_id: str, *, multi: bool) -> None:
+    def __init__(
+        self, server: StreamServer, connection: ServerConnection, voice_id: str, *, multi: bool
+    ) -> None:
         self.server = server
         self.connection = connection
         self.voice_id = voice_id
         self.multi = multi
-        self.contexts: dict[str | None, ContextWorker] = {}
+        self.contexts: dict[str | None, ContextWorker] = {}  # the newest context of each id
+        self.workers: list[ContextWorker] = []  # every context not yet done (a reused id may have two)
         self.closing = False  # the client ended its input: speak what is left, then close
         self.failed = False
         self.authenticated = server.config.api_key is None
@@ -263,27 +336,28 @@ class Stream:
 
     async def _on_multi(self, message: ClientMessage) -> None:
         if message.close_socket:
-            for worker in self.contexts.values():
-                worker.context.flush()
-                worker.context.closing = True
-                worker.wake()
+            for each in self.contexts.values():
+                each.context.flush()
+                each.context.closing = True
+                each.wake()
             self.closing = True
             return
-        context_id = message.context_id
-        if context_id is None and not message.flush and not message.close_context and not (message.text or "").strip():
-            return  # a connection keep-alive
-        context_id = context_id or DEFAULT_CONTEXT_ID
-        worker = self.contexts.get(context_id)
+        context_id = message.context_id or DEFAULT_CONTEXT_ID
+        worker: ContextWorker | None = self.contexts.get(context_id)
+        predecessor = None
         if worker is not None and worker.context.closing:
-            if message.close_context:
-                return
-            await worker.finished_event.wait()  # the id is being reused: let the old context end first
-            worker = None
+            if not message.text:
+                return  # closed already: a keep-alive, flush or close has nothing left to do
+            # The id is reused: a new context, not linked to the old one, that speaks once the old
+            # one has ended. The reader goes on meanwhile, so other contexts are not held up.
+            predecessor, worker = (None if worker.done else worker), None
         if worker is None:
-            if message.close_context:
+            if is_keepalive(message):
+                return  # a connection keep-alive, or one for a context that does not exist
+            if message.close_context and not message.flush:
                 await self._send(FinalFrame(context_id).serialize())
                 return
-            worker = self._open(context_id, message)
+            worker = self._open(context_id, message, after=predecessor)
         else:
             worker.context.settings.check_unchanged(message, context_id)
         worker.touch()
@@ -295,14 +369,18 @@ class Stream:
             worker.context.close()
         worker.wake()
 
-    def _open(self, context_id: str | None, message: ClientMessage) -> ContextWorker:
-        if self.multi and sum(not w.done for w in self.contexts.values()) >= MAX_CONTEXTS:
+    def _open(
+        self, context_id: str | None, message: ClientMessage, *, after: ContextWorker | None = None
+    ) -> ContextWorker:
+        self.workers = [w for w in self.workers if not w.done]
+        if self.multi and len(self.workers) >= MAX_CONTEXTS:
             raise ProtocolError("max_active_conversations", MAX_CONTEXTS_MESSAGE, context_id=context_id)
         settings = ContextSettings.from_message(message)
         lexicons = self._lexicons(settings, context_id)
         context = Context(context_id, settings, auto_mode=self.params.auto_mode)
-        worker = ContextWorker(self, context, lexicons)
+        worker = ContextWorker(self, context, lexicons, after=after)
         self.contexts[context_id] = worker
+        self.workers.append(worker)
         return worker
 
     def _lexicons(self, settings: ContextSettings, context_id: str | None) -> list[Lexicon]:
@@ -310,7 +388,9 @@ class Stream:
         for locator in settings.dictionary_locators:
             try:
                 lexicons.append(
-                    self.server.config.dictionaries.get(locator.pronunciation_dictionary_id, locator.version_id)
+                    self.server.config.dictionaries.get(
+                        locator.pronunciation_dictionary_id, locator.version_id
+                    )
                 )
             except KeyError as exc:
                 raise ProtocolError(
@@ -330,7 +410,7 @@ class Stream:
                     await self._expire(worker, timeout)
                     if not self.multi:
                         return
-            active = any(not w.done for w in self.contexts.values())
+            active = any(not w.done for w in self.workers)
             if not active and now - self.last_message > timeout:
                 await self.fail(_inactivity_error(timeout, None))
                 return
@@ -342,8 +422,9 @@ class Stream:
             return
         log.info("context %s idle for %gs: closing it", context_id, timeout)
         worker.context.close()
-        worker.wake()
+        # The error goes out before the worker can send the context's isFinal.
         await self._send(ErrorFrame.from_error(_inactivity_error(timeout, context_id)).serialize())
+        worker.wake()
 
     # -- output ----------------------------------------------------------------------------
 
@@ -352,7 +433,7 @@ class Stream:
 
     async def _drain(self) -> None:
         """Let every context speak what it must, then close normally."""
-        workers = list(self.contexts.values())
+        workers = list(self.workers)
         if workers:
             await asyncio.gather(*(w.task for w in workers))
         await self.connection.close(CloseCode.NORMAL)
@@ -367,7 +448,7 @@ class Stream:
 
     async def stop(self) -> None:
         """Cancel every task this connection started."""
-        tasks = [w.task for w in self.contexts.values()]
+        tasks = [w.task for w in self.workers]
         if self._watchdog is not None:
             tasks.append(self._watchdog)
         current = asyncio.current_task()
@@ -389,8 +470,11 @@ def _inactivity_error(timeout: float, context_id: str | None) -> ProtocolError:
 class ContextWorker:
     """Synthesizes one context's generations in order and sends its frames."""
 
-    def __init__(self, stream: Stream, context: Context, lexicons: list[Lexicon]) -> None:
+    def __init__(
+        self, stream: Stream, context: Context, lexicons: list[Lexicon], *, after: ContextWorker | None = None
+    ) -> None:
         self.stream = stream
+        self._after = after  # the earlier context of the same id, which must end first
         self.context = context
         self.lexicons = lexicons
         self.last_activity = time.monotonic()
@@ -417,6 +501,9 @@ class ContextWorker:
 
     async def _run(self) -> None:
         try:
+            if self._after is not None:
+                await self._after.finished_event.wait()
+                self._after = None
             while True:
                 generation = self.context.next_generation()
                 if generation is None:
@@ -439,22 +526,76 @@ class ContextWorker:
             self.finished_event.set()
 
     async def _speak(self, generation: Generation) -> None:
-        for piece in synthesis_pieces(generation.text):
+        server, voice_id = self.stream.server, self.stream.voice_id
+        rest, first = generation.text, True
+        server.speaking += 1
+        try:
+            while rest.strip():
+                if generation.cancelled:
+                    return
+                # Cut one piece at a time: its length follows the engine's pace and how many
+                # contexts share it now.
+                piece, rest = _next_piece(rest, server.piece_chars(voice_id), first=first)
+                first = False
+                if not piece.strip():
+                    continue
+                sliced = await self._synthesize_unless_cancelled(generation, piece)
+                if sliced is None:
+                    return
+                # Each frame is encoded and sent as soon as it exists: the first audio does not wait
+                # for the rest of the piece.
+                for pcm, original, normalized in sliced:
+                    if generation.cancelled:
+                        return
+                    audio = await asyncio.to_thread(self.encoder.encode, pcm)
+                    await self._emit(audio, original, normalized, round(len(pcm) * 1000 / self.sample_rate))
+        finally:
+            server.speaking -= 1
+
+    async def _synthesize_unless_cancelled(
+        self, generation: Generation, piece: str
+    ) -> list[tuple[Any, Alignment, Alignment]] | None:
+        """Synthesize one piece in a slot; None as soon as the generation is cancelled (barge-in).
+
+        Neither the wait for a slot nor the synthesis holds a cancelled context back: its isFinal
+        goes out at once. A cancelled piece's thread still runs to its end and keeps the slot
+        until then, so the engine is never oversubscribed.
+        """
+        slots = self.stream.server.slots
+        request = asyncio.ensure_future(slots.acquire())
+        try:
+            granted = await self._unless_cancelled(request, generation)
+        except BaseException:
+            _give_up(request, slots)
+            raise
+        if not granted:
+            _give_up(request, slots)
+            return None
+        started = time.perf_counter()
+        job = asyncio.ensure_future(asyncio.to_thread(self._synthesize, piece))
+
+        def finished(job: asyncio.Future[Any]) -> None:
+            slots.release()
+            if not job.cancelled() and job.exception() is None:
+                self.stream.server.pace(self.stream.voice_id).record(
+                    len(piece), time.perf_counter() - started
+                )
+
+        job.add_done_callback(finished)
+        return job.result() if await self._unless_cancelled(job, generation) else None
+
+    async def _unless_cancelled(self, job: asyncio.Future[Any], generation: Generation) -> bool:
+        """Wait for `job`: True when it is done, False as soon as the generation is cancelled."""
+        while not job.done():
+            self._wake.clear()  # any message wakes the worker; only a cancellation ends the wait
             if generation.cancelled:
-                return
-            if not piece.strip():
-                continue
-            async with self.stream.server.slots:
-                if generation.cancelled:
-                    return
-                sliced = await asyncio.to_thread(self._synthesize, piece)
-            # Each frame is encoded and sent as soon as it exists: the first audio does not wait
-            # for the rest of the piece.
-            for pcm, original, normalized in sliced:
-                if generation.cancelled:
-                    return
-                audio = await asyncio.to_thread(self.encoder.encode, pcm)
-                await self._emit(audio, original, normalized, round(len(pcm) * 1000 / self.sample_rate))
+                return False
+            woken = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait((job, woken), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                woken.cancel()
+        return True
 
     def _synthesize(self, piece: str) -> list[tuple[Any, Alignment, Alignment]]:
         """One piece as PCM frames with their alignments (runs in a worker thread)."""
@@ -494,6 +635,21 @@ class ContextWorker:
         await self.stream._send(frame.serialize())
 
 
+def _give_up(request: asyncio.Future[Any], slots: asyncio.Semaphore) -> None:
+    """Withdraw a slot request: cancel it, or give back the slot it got meanwhile."""
+    if not request.cancel() and not request.cancelled() and request.exception() is None:
+        slots.release()
+
+
+def _next_piece(text: str, max_chars: int, *, first: bool) -> tuple[str, str]:
+    """The next piece to synthesize (cut as `synthesis_pieces` cuts) and the text after it."""
+    window = text[: 4 * max_chars + FIRST_PIECE_CHARS]  # enough to find the piece, cheap on long text
+    first_max = min(FIRST_PIECE_CHARS, max_chars) if first else max_chars
+    pieces = synthesis_pieces(window, first_max_chars=first_max, max_chars=max_chars)
+    piece = pieces[0] if pieces else window
+    return piece, text[len(piece) :]
+
+
 def _join(first: Alignment, second: Alignment, offset_ms: int) -> Alignment:
     """Alignments of two consecutive frames as one; the second starts `offset_ms` in."""
     return Alignment(
@@ -501,7 +657,6 @@ def _join(first: Alignment, second: Alignment, offset_ms: int) -> Alignment:
         first.char_start_times_ms + tuple(t + offset_ms for t in second.char_start_times_ms),
         first.char_durations_ms + second.char_durations_ms,
     )
-
 
 
 # ---------------------------------------------------------------------------------------------

@@ -43,9 +43,7 @@ class ContextSettings:
     def check_unchanged(self, message: ClientMessage, context_id: str | None) -> None:
         """Later messages may omit the settings or repeat them, never change them."""
         if message.voice_settings is not None and message.voice_settings != self.voice_settings:
-            raise ProtocolError(
-                "invalid_input_message", VOICE_SETTINGS_CHANGED, context_id=context_id
-            )
+            raise ProtocolError("invalid_input_message", VOICE_SETTINGS_CHANGED, context_id=context_id)
         if message.schedule is not None and message.schedule != self.schedule:
             raise ProtocolError(
                 "invalid_input_message",

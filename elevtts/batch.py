@@ -1068,9 +1068,8 @@ def _prepare(
         try:
             check_inside(root, paths, layout)
             reason = _decide(job, entry, name, plan)
-        except OutputError as exc:
+        except OutputError as exc:  # unsafe or foreign output: not recorded, checked again next run
             file.status, file.error = FAILED, exc.message
-            _record_failure(manifest, job, name, exc.message)
             jobs.append(job)
             continue
         if reason:
@@ -1090,7 +1089,7 @@ def _prepare(
 
 
 def _record_failure(manifest: Manifest, job: _Job, name: str, error: str) -> None:
-    """Record a file that fails before any attempt (unreadable, not UTF-8, unsafe output)."""
+    """Record a file that fails before any attempt (unreadable or not UTF-8)."""
     manifest.entries[job.item.key] = ManifestEntry(
         input=job.item.key,
         name=name,
@@ -1251,7 +1250,10 @@ class _Runner:
             file.status, file.error = DONE, None
             file.ttfb_ms, file.audio_seconds = summary["ttfb_ms"], summary["audio_seconds"]
             file.real_time_factor = summary["real_time_factor"]
-            size = job.paths.audio.stat().st_size if result.audio_path is not None else None
+            try:
+                size: int | None = job.paths.audio.stat().st_size
+            except OSError:
+                size = None  # gone already: the next run redoes it ("output missing")
             self._save(
                 entry,
                 status=DONE,

@@ -280,6 +280,8 @@ def test_a_file_the_manifest_does_not_know_is_not_overwritten_without_force(
     assert result.exit_code == 10
     assert "not in the manifest" in result.stderr
     assert (out / "mine.mp3").read_bytes() == b"someone else's audio"
+    again = batch(src, "--url", local_server, *ESPEAK, "-d", out, "--retry-failed")
+    assert again.exit_code == 10 and (out / "mine.mp3").read_bytes() == b"someone else's audio"
     assert batch(src, "--url", local_server, *ESPEAK, "-d", out, "--force").exit_code == 0
     assert_speech(*decode_mp3((out / "mine.mp3").read_bytes()), words=2)
 

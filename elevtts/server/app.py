@@ -514,7 +514,12 @@ class ContextWorker:
                     continue
                 await self._speak(generation)
                 self.context.done(generation)
-                if self.context.idle and generation.covered:
+                if generation.cancelled:
+                    # A barge-in: what the encoder still holds is dropped, so after the close
+                    # nothing of that turn reaches the client but its isFinal.
+                    self._carry = None
+                    self.encoder.finish()
+                elif self.context.idle and generation.covered:
                     await self._finish_encoding()  # a flushed turn is delivered whole
                 self.touch()
             await self._finish_encoding()

@@ -3,13 +3,8 @@
 No LLM, no transport, no network: the service runs in a minimal pipeline between a recorder that
 pushes frames in and a recorder that keeps what comes out.
 
-Optional: skipped unless pipecat-ai is installed. pipecat-ai 1.14.0 requires soxr~=1.0.0 while
-elevtts pins soxr==1.1.0, so the frameworks get a venv of their own (as .ci/run does):
-
-    python3 -m venv .fwvenv && .fwvenv/bin/pip install -e '.[test]'
-    .fwvenv/bin/pip install 'pipecat-ai[elevenlabs]==1.14.0' \
-        'livekit-plugins-elevenlabs==1.8.9' 'livekit-agents==1.8.9'
-    .fwvenv/bin/python -m pytest tests/frameworks
+Optional: skipped unless pipecat-ai is installed (`pip install -e '.[frameworks]'`, as .ci/run
+does, then `python -m pytest tests/frameworks`).
 """
 
 from __future__ import annotations

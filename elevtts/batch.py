@@ -9,6 +9,11 @@ Every file is spoken by `elevtts.speak.speak` on its own connection (`.part`, th
 stats sidecar `<name>.json`); at most `plan.jobs` files are in flight and each is read as a stream,
 so memory does not grow with the number or size of the files.
 
+Inputs: files as given; directories searched recursively for the patterns (default `*.txt`,
+`*.md`; hidden entries, symlinked directories and the output directory are not entered); `-` for
+a list of paths on stdin (one per line, or NUL-separated). `.md`/`.markdown` files get their own
+send policy (Markdown stripped by default).
+
 Output names mirror the input tree (relative to each directory given) under the output directory.
 Every path component is sanitized (no separators, no leading dots, no control or format
 characters, NFC, at most 120 UTF-8 bytes); inputs whose outputs would collide (`a.txt` and `a.md`,
@@ -16,11 +21,13 @@ or names equal after sanitizing or case folding) are told apart by their suffix 
 `a.md.mp3`), then by a number. A name recorded in the manifest is kept on later runs. Nothing is
 written through a symbolic link or into a directory that resolves outside the output directory.
 
-The manifest, `<output-dir>/elevtts-manifest.json`, is rewritten atomically after every status
-change. Per input it records the SHA-256 of its bytes, the SHA-256 of the settings that shape the
-audio (`audio_settings`: never the key, the server address or timeouts), the status (`running`,
-`done`, `failed`, `interrupted`), the output files, the attempts of the last run, the last error
-and the stats. On a re-run, an input is:
+The manifest, `<output-dir>/elevtts-manifest.json` (one JSON line per input, keyed by its absolute
+path), is rewritten atomically (temporary file, fsync, rename) after every status change; for
+manifests over 2000 entries, at most once a second. `elevtts-manifest.lock` keeps a second batch
+out of the same directory. Per input it records the SHA-256 of its bytes, the SHA-256 of the
+settings that shape the audio (`audio_settings`: never the key, the server address or timeouts),
+the status (`running`, `done`, `failed`, `interrupted`), the output files, the attempts of the
+last run, the last error and the stats. On a re-run, an input is:
 
     skipped       done, same text and settings, its audio present with the recorded size
                   (and any requested subtitles present)
@@ -28,7 +35,9 @@ and the stats. On a re-run, an input is:
                   audio missing or a different size
     still failed  failed before with the same text and settings: reported as failed (exit 10)
                   without a new attempt, unless --retry-failed
-    everything is redone with --force (which also overwrites files the manifest does not know).
+    everything is redone with --force (which also overwrites files the manifest does not know;
+    without it, an audio file the manifest does not know fails its input rather than being
+    overwritten). A file in flight at Ctrl-C keeps its `.part` and is recorded `interrupted`.
 
 Retries (`plan.retries`, default 3, so up to 4 attempts; each restarts the file): a dropped
 connection, a connection that cannot be made (except an HTTP 4xx refusal other than 408, 425 and
@@ -482,13 +491,26 @@ class Manifest:
             "version": MANIFEST_VERSION,
             "updated_at": _now(),
             "settings": {k: v for k, v in sorted(self.settings.items()) if k in used},
-            "files": {key: asdict(entry) for key, entry in self.entries.items()},
+            "files": {key: dict(vars(entry)) for key, entry in self.entries.items()},
         }
+
+    def dumps(self) -> str:
+        """The JSON text: one line per file and per settings set (readable, greppable, and fast:
+        `indent` would switch json to its pure-Python encoder)."""
+        data = self.to_json()
+
+        def block(items: dict[str, Any]) -> str:
+            lines = [f"    {_compact(key)}: {_compact(value)}" for key, value in items.items()]
+            return "{\n" + ",\n".join(lines) + "\n  }" if lines else "{}"
+
+        head = [f'  "{key}": {_compact(data[key])}' for key in ("format", "version", "updated_at")]
+        body = [f'  "settings": {block(data["settings"])}', f'  "files": {block(data["files"])}']
+        return "{\n" + ",\n".join(head + body) + "\n}\n"
 
     def save(self) -> None:
         """Write to a temporary file, fsync, rename: a crash leaves the old or the new manifest."""
         temp = self.path.with_name(self.path.name + PART_SUFFIX)
-        text = json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n"
+        text = self.dumps()
         try:
             with open(temp, "w", encoding="utf-8") as handle:
                 handle.write(text)
@@ -497,6 +519,10 @@ class Manifest:
             os.replace(temp, self.path)
         except OSError as exc:
             raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
 
 
 def _now() -> str:
@@ -1132,6 +1158,10 @@ class _Runner:
         self.settings_for_stats = settings_for_stats
         self.root = root
         self.fatal: ElevttsError | None = None
+        self._dirty = False
+        self._saved_at = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._write_error: OutputError | None = None
 
     async def run_all(self, jobs: Sequence[_Job]) -> None:
         pending = iter(jobs)
@@ -1151,6 +1181,9 @@ class _Runner:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            self.flush()
+        if self._write_error is not None:
+            raise self._write_error
 
     def _entry(self, job: _Job) -> ManifestEntry:
         name = job.paths.directory.relative_to(self.root).joinpath(job.paths.name).as_posix()
@@ -1174,10 +1207,35 @@ class _Runner:
         return _printable(path.relative_to(self.root).as_posix())
 
     def _save(self, entry: ManifestEntry, **changes: Any) -> None:
+        """Record a change and write the manifest: at once, or (for big manifests, where each
+        write costs more) at most every `len/2000` seconds, capped at 1 s, so writes stay cheap."""
         for key, value in changes.items():
             setattr(entry, key, value)
         entry.updated_at = _now()
-        self.manifest.save()
+        if self._write_error is not None:
+            raise self._write_error
+        self._dirty = True
+        interval = min(1.0, len(self.manifest.entries) / 2000)
+        if time.monotonic() - self._saved_at >= interval:
+            self.flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(interval, self._flush_later)
+
+    def flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._dirty:
+            self.manifest.save()
+            self._dirty = False
+            self._saved_at = time.monotonic()
+
+    def _flush_later(self) -> None:
+        self._timer = None
+        try:
+            self.flush()
+        except OutputError as exc:  # raised by the next change, or at the end
+            self._write_error = exc
 
     async def run_one(self, job: _Job) -> None:
         file = job.file
@@ -1192,6 +1250,7 @@ class _Runner:
             file.error = "interrupted"
             with contextlib.suppress(OutputError):
                 self._save(entry, status=INTERRUPTED, error="interrupted")
+                self.flush()
             raise
         self.progress.file_finished(file)
 

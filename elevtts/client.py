@@ -292,6 +292,7 @@ class Session:
                 max_size=MAX_MESSAGE_BYTES,
                 open_timeout=self.endpoint.open_timeout,
                 user_agent_header="elevtts",
+                compression=None,  # base64 audio barely compresses
             )
         except InvalidStatus as exc:
             status = exc.response.status_code

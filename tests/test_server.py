@@ -8,9 +8,10 @@ import urllib.request
 
 import numpy as np
 import pytest
-from conftest import assert_speech, decode_mp3, exchange, rms, run
+from conftest import assert_speech, decode_mp3, exchange, rms, run, run_local_server
 from websockets.asyncio.client import connect
 
+from elevtts.server.app import ServerConfig
 from elevtts.server.encode import SUPPORTED_FORMATS
 
 BOS = {"text": " "}
@@ -147,9 +148,13 @@ def test_bad_query_value_is_refused(local_server: str) -> None:
     assert result.close_code == 1008 and "inactivity_timeout" in result.errors[0]["message"]
 
 
-def test_oversized_message_closes_1009(local_server: str) -> None:
-    huge = json.dumps({"text": "a" * (17 * 1024 * 1024)})
-    result = run(exchange(_url(local_server), [BOS, huge]))
+def test_oversized_message_closes_1009() -> None:
+    thread, url = run_local_server(ServerConfig(port=0, voices=("espeak",), max_message_bytes=64 * 1024))
+    try:
+        huge = json.dumps({"text": "a" * (100 * 1024)})
+        result = run(exchange(_url(url), [BOS, huge]))
+    finally:
+        thread.stop()
     assert result.close_code == 1009
 
 

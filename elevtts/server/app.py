@@ -80,6 +80,7 @@ class ServerConfig:
     dictionaries: DictionaryStore = field(default_factory=DictionaryStore)
     synthesis_slots: int = 1  # pieces synthesized at once, shared fairly by every context
     ssl_context: ssl.SSLContext | None = None
+    max_message_bytes: int = MAX_MESSAGE_BYTES  # larger client messages are refused with 1009
 
 
 class Pace:
@@ -679,9 +680,10 @@ async def start_server(config: ServerConfig, *, preload: bool = True) -> tuple[S
         config.host,
         config.port,
         process_request=app.process_request,
-        max_size=MAX_MESSAGE_BYTES,
+        max_size=config.max_message_bytes,
         ssl=config.ssl_context,
         server_header="elevtts",
+        compression=None,  # base64 audio barely compresses; deflate would only cost CPU and latency
     )
     return server, app
 

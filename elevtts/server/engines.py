@@ -399,7 +399,8 @@ class EspeakEngine:
 
     def _on_audio(self, wav: Any, n: int, events: Any) -> int:
         if n > 0:
-            self._chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
+            # string_at copies the block; np.ctypeslib.as_array would cache a ctypes type per length.
+            self._chunks.append(np.frombuffer(ctypes.string_at(wav, n * 2), dtype=np.int16))
         i = 0
         while events[i].type != _EVENT_LIST_TERMINATED:
             event = events[i]

@@ -78,8 +78,11 @@ async def speak_ttfb_ms(voice: str, repeat: int, directory: str) -> float:
                 endpoint=endpoint,
                 options=StreamOptions(voice_id=voice, params=StreamParams()),
                 policy=SendPolicy(),
-                plan=OutputPlan(paths=OutputPaths(__import__("pathlib").Path(directory), f"b{index}", "mp3"),
-                                write_stats=False, force=True),  # fmt: skip
+                plan=OutputPlan(
+                    paths=OutputPaths(__import__("pathlib").Path(directory), f"b{index}", "mp3"),
+                    write_stats=False,
+                    force=True,
+                ),
             )
             values.append(result.stats["ttfb_ms"])
     return statistics.median(values)
@@ -88,11 +91,25 @@ async def speak_ttfb_ms(voice: str, repeat: int, directory: str) -> float:
 def stdin_delays_ms(voice: str) -> list[float]:
     """Sentence end on the pipe -> first audio bytes of that sentence on stdout."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "elevtts", "speak", "-", "--voice", voice, "-o", "-",
-         "--output-format", "pcm_22050", "-q"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "elevtts",
+            "speak",
+            "-",
+            "--voice",
+            voice,
+            "-o",
+            "-",
+            "--output-format",
+            "pcm_22050",
+            "-q",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
         env={k: v for k, v in os.environ.items() if k not in ("ELEVENLABS_API_KEY", "ELEVTTS_URL")},
-    )  # fmt: skip
+    )
     assert process.stdin and process.stdout
     time.sleep(3.0)  # let the embedded server load the voice before the first sentence
     delays = []
@@ -119,7 +136,9 @@ def stdin_delays_ms(voice: str) -> list[float]:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--voice", default="joe")
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
@@ -137,7 +156,9 @@ async def main() -> None:
     import tempfile
 
     with tempfile.TemporaryDirectory() as directory:
-        rows.append(("speak: TTFB, embedded server", await speak_ttfb_ms(args.voice, args.repeat, directory), raw))
+        rows.append(
+            ("speak: TTFB, embedded server", await speak_ttfb_ms(args.voice, args.repeat, directory), raw)
+        )
     delays = await asyncio.to_thread(stdin_delays_ms, args.voice)
     for sentence, delay in zip(STDIN_SENTENCES, delays, strict=True):
         own_raw = raw_engine_ms(args.voice, sentence, args.repeat)

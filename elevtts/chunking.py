@@ -156,7 +156,9 @@ class TextSplitter:
         """
         if not self._words or self._raw.strip() or not self._raw or any(c in self._raw for c in "\r\n"):
             return []
-        if self._length < self.min_chars or not ends_sentence(self._words[-1], line_start=self._last_line_start):
+        if self._length < self.min_chars or not ends_sentence(
+            self._words[-1], line_start=self._last_line_start
+        ):
             return []
         out: list[Chunk] = []
         self._raw = ""

@@ -17,7 +17,9 @@ from rich.text import Text
 
 class Display(Protocol):
     def start(self, label: str, target: str) -> None: ...
-    def update(self, *, state: str | None = None, chars_sent: int | None = None, audio_s: float | None = None) -> None: ...
+    def update(
+        self, *, state: str | None = None, chars_sent: int | None = None, audio_s: float | None = None
+    ) -> None: ...
     def stop(self) -> None: ...
     def report(self, stats: dict[str, Any]) -> None: ...
     def note(self, message: str) -> None: ...
@@ -27,7 +29,9 @@ class SilentDisplay:
     def start(self, label: str, target: str) -> None:
         pass
 
-    def update(self, *, state: str | None = None, chars_sent: int | None = None, audio_s: float | None = None) -> None:
+    def update(
+        self, *, state: str | None = None, chars_sent: int | None = None, audio_s: float | None = None
+    ) -> None:
         pass
 
     def stop(self) -> None:
@@ -62,7 +66,9 @@ def stats_table(stats: dict[str, Any]) -> Table:
     rtf = stats.get("real_time_factor")
     table.add_row("real-time factor (wall / audio)", "-" if rtf is None else f"{rtf:.3f}")
     table.add_row("sent", f"{stats.get('chars_sent', 0):,} chars in {stats.get('messages_sent', 0)} messages")
-    table.add_row("received", f"{stats.get('audio_bytes', 0):,} bytes in {stats.get('audio_chunks', 0)} chunks")
+    table.add_row(
+        "received", f"{stats.get('audio_bytes', 0):,} bytes in {stats.get('audio_chunks', 0)} chunks"
+    )
     return table
 
 
@@ -75,7 +81,9 @@ class PlainDisplay:
     def start(self, label: str, target: str) -> None:
         pass
 
-    def update(self, *, state: str | None = None, chars_sent: int | None = None, audio_s: float | None = None) -> None:
+    def update(
+        self, *, state: str | None = None, chars_sent: int | None = None, audio_s: float | None = None
+    ) -> None:
         pass
 
     def stop(self) -> None:
@@ -107,7 +115,9 @@ class RichDisplay(PlainDisplay):
         self._live = Live(self, console=self.console, refresh_per_second=8, transient=True)
         self._live.start()
 
-    def update(self, *, state: str | None = None, chars_sent: int | None = None, audio_s: float | None = None) -> None:
+    def update(
+        self, *, state: str | None = None, chars_sent: int | None = None, audio_s: float | None = None
+    ) -> None:
         if state is not None:
             self._state = state
         if chars_sent is not None:

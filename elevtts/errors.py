@@ -1,16 +1,16 @@
 """Expected failures and the exit codes they map to.
 
-    ElevttsError                 exit_code
-      UsageError                 2   a bad option value or combination
-      InputError                 3   an input file that cannot be read
-      OutputError                4   an output directory or file that cannot be written (disk full too)
-      ConnectError               5   the server cannot be reached or refused the handshake
-      AuthenticationError        6   the API key was refused
-      ServerError                7   the server sent an error frame or closed with an error code
-      ConnectionDropped          8   the connection ended before the audio was complete
-      InactivityTimeout          9   the server closed the stream for inactivity
-    BatchIncomplete              10  some files of a batch failed (the others are done)
-    Interrupted                  130 Ctrl-C
+ElevttsError                 exit_code
+  UsageError                 2   a bad option value or combination
+  InputError                 3   an input file that cannot be read
+  OutputError                4   an output directory or file that cannot be written (disk full too)
+  ConnectError               5   the server cannot be reached or refused the handshake
+  AuthenticationError        6   the API key was refused
+  ServerError                7   the server sent an error frame or closed with an error code
+  ConnectionDropped          8   the connection ended before the audio was complete
+  InactivityTimeout          9   the server closed the stream for inactivity
+BatchIncomplete              10  some files of a batch failed (the others are done)
+Interrupted                  130 Ctrl-C
 """
 
 from __future__ import annotations
@@ -65,7 +65,9 @@ class ServerError(ElevttsError):
 
     exit_code = ExitCode.SERVER
 
-    def __init__(self, message: str, *, error: str = "", code: int | None = None, context_id: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, error: str = "", code: int | None = None, context_id: str | None = None
+    ) -> None:
         super().__init__(message)
         self.error = error
         self.code = code

@@ -6,6 +6,7 @@ Every write error (permissions, disk full) becomes an `OutputError` naming the p
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -138,10 +139,8 @@ class AudioFile:
         """Close and keep the `.part` if any audio reached the disk (a full disk may stop it midway)."""
         if self._file is None:
             return None
-        try:
+        with contextlib.suppress(OSError):  # the same failure again, flushing the buffer
             self._file.close()
-        except OSError:
-            pass  # the same failure again, flushing the buffer
         try:
             if self.paths.part.stat().st_size > 0:
                 return self.paths.part

@@ -25,7 +25,21 @@ def player_command(output_format: str) -> list[str] | None:
         ff_format = {"pcm": "s16le", "ulaw": "mulaw", "alaw": "alaw"}[codec]
         candidates = [
             ["aplay", "-q", "-f", aplay_format, "-r", rate, "-c", "1"],
-            ["ffplay", "-nodisp", "-autoexit", "-loglevel", "error", "-f", ff_format, "-ar", rate, "-ch_layout", "mono", "-i", "-"],
+            [
+                "ffplay",
+                "-nodisp",
+                "-autoexit",
+                "-loglevel",
+                "error",
+                "-f",
+                ff_format,
+                "-ar",
+                rate,
+                "-ch_layout",
+                "mono",
+                "-i",
+                "-",
+            ],
         ]
     for command in candidates:
         if shutil.which(command[0]):

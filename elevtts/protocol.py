@@ -44,7 +44,8 @@ INVALID_INPUT_MESSAGE = (
     "Could not parse input message, make sure it is a json and follows the schema outlined in protocol."
 )
 VOICE_SETTINGS_CHANGED = (
-    "voice_settings field must be provided in the first message and then either be not provided or not change."
+    "voice_settings field must be provided in the first message "
+    "and then either be not provided or not change."
 )
 MAX_CONTEXTS_MESSAGE = (
     f"Maximum simultaneous contexts per WebSocket connection exceeded ({MAX_CONTEXTS}). "
@@ -258,12 +259,24 @@ class ClientMessage:
 
 _CLIENT_FIELDS = frozenset(
     {
-        "text", "flush", "try_trigger_generation", "voice_settings", "generation_config",
-        "generator_config", "pronunciation_dictionary_locators", "xi_api_key", "xi-api-key",
-        "authorization", "context_id", "contextId", "close_context", "close_socket",
-        "model_id", "output_format",
+        "text",
+        "flush",
+        "try_trigger_generation",
+        "voice_settings",
+        "generation_config",
+        "generator_config",
+        "pronunciation_dictionary_locators",
+        "xi_api_key",
+        "xi-api-key",
+        "authorization",
+        "context_id",
+        "contextId",
+        "close_context",
+        "close_socket",
+        "model_id",
+        "output_format",
     }
-)  # fmt: skip
+)
 
 
 def parse_client_message(raw: str | bytes) -> ClientMessage:
@@ -450,7 +463,9 @@ class AudioFrame:
         data: dict[str, Any] = {
             "audio": base64.b64encode(self.audio).decode("ascii"),
             "isFinal": None,
-            "normalizedAlignment": None if self.normalized_alignment is None else self.normalized_alignment.to_json(),
+            "normalizedAlignment": None
+            if self.normalized_alignment is None
+            else self.normalized_alignment.to_json(),
             "alignment": None if self.alignment is None else self.alignment.to_json(),
         }
         if self.context_id is not None:

@@ -24,8 +24,8 @@ from elevtts.client import Endpoint, Session, Stream, StreamOptions
 from elevtts.display import Display, SilentDisplay
 from elevtts.errors import ConnectionDropped, ElevttsError, InputError, OutputError
 from elevtts.markdown import MarkdownStripper
-from elevtts.player import Player
 from elevtts.output import AudioFile, ChunkWriter, OutputPaths, write_json, write_text
+from elevtts.player import Player
 from elevtts.protocol import AudioFrame
 from elevtts.subtitles import SubtitleBuilder, to_json, to_srt, to_vtt
 
@@ -153,7 +153,9 @@ async def chain(*sources: AsyncIterator[str]) -> AsyncIterator[str]:
 class _Sender:
     """Turns incoming fragments into protocol messages under the send policy."""
 
-    def __init__(self, stream: Stream, policy: SendPolicy, keepalive_s: float, on_sent: Callable[[int], None]) -> None:
+    def __init__(
+        self, stream: Stream, policy: SendPolicy, keepalive_s: float, on_sent: Callable[[int], None]
+    ) -> None:
         self.stream = stream
         self.policy = policy
         self.keepalive_s = keepalive_s
@@ -164,7 +166,7 @@ class _Sender:
         self.unflushed = False  # text sent since the last flush
 
     async def run(self, source: AsyncIterator[str]) -> None:
-        queue: asyncio.Queue[str | None | BaseException] = asyncio.Queue()
+        queue: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
 
         async def read() -> None:
             try:
@@ -315,11 +317,11 @@ async def speak(
         if isinstance(exc, ElevttsError) and part is not None:
             exc.message += f" (partial audio kept in {part})"
             exc.args = (exc.message,)
-        if isinstance(exc, ElevttsError | asyncio.CancelledError | KeyboardInterrupt):
-            if plan.paths is not None and plan.write_stats and stream is not None:
-                summary = _summary(stream, receiver, started, settings_for_stats, ok=False, error=str(exc))
-                with contextlib.suppress(OutputError):
-                    write_json(plan.paths.stats, summary)
+        failed = isinstance(exc, ElevttsError | asyncio.CancelledError | KeyboardInterrupt)
+        if failed and plan.paths is not None and plan.write_stats and stream is not None:
+            summary = _summary(stream, receiver, started, settings_for_stats, ok=False, error=str(exc))
+            with contextlib.suppress(OutputError):
+                write_json(plan.paths.stats, summary)
         raise
     display.stop()
     if plan.player is not None:
@@ -365,7 +367,13 @@ async def _run_both(sending: Any, receiving: Any) -> None:
 
 
 def _summary(
-    stream: Stream, receiver: _Receiver, started: float, settings: dict[str, Any] | None, *, ok: bool, error: str | None
+    stream: Stream,
+    receiver: _Receiver,
+    started: float,
+    settings: dict[str, Any] | None,
+    *,
+    ok: bool,
+    error: str | None,
 ) -> dict[str, Any]:
     stats = stream.stats
     stats.finished_at = stats.finished_at or time.monotonic()

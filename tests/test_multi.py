@@ -409,8 +409,10 @@ def test_reusing_an_id_while_it_drains_holds_up_no_other_context(local_server: s
     reused = [f for _, f in wire.of("reused")]
     finals = [i for i, f in enumerate(reused) if f.get("isFinal")]
     assert finals[1] == len(reused) - 1
-    chars = ["".join(c for f in part if f.get("alignment") for c in f["alignment"]["chars"])
-             for part in (reused[: finals[0]], reused[finals[0] + 1 :])]  # fmt: skip
+    chars = [
+        "".join(c for f in part if f.get("alignment") for c in f["alignment"]["chars"])
+        for part in (reused[: finals[0]], reused[finals[0] + 1 :])
+    ]
     assert chars == [first, second]  # two contexts, one after the other
     # The other context was served while the first "reused" turn was still being spoken.
     assert min(wire.audio_times("other")) < wire.final_at("reused")
@@ -591,8 +593,13 @@ def test_an_idle_context_times_out_alone(local_server: str) -> None:
         (
             [
                 {"text": " ", "context_id": "c0"},
-                {"text": " ", "context_id": "c1", "pronunciation_dictionary_locators": [
-                    {"pronunciation_dictionary_id": "no-such-dictionary"}]},
+                {
+                    "text": " ",
+                    "context_id": "c1",
+                    "pronunciation_dictionary_locators": [
+                        {"pronunciation_dictionary_id": "no-such-dictionary"}
+                    ],
+                },
             ],
             "pronunciation_dictionary_not_found",
         ),
@@ -604,7 +611,7 @@ def test_an_idle_context_times_out_alone(local_server: str) -> None:
             "invalid_input_message",
         ),
     ],
-)  # fmt: skip
+)
 def test_errors_carry_the_context_id(local_server: str, messages: list[Any], error: str) -> None:
     result = run(exchange(_url(local_server), messages))
     assert result.close_code == 1008

@@ -33,7 +33,9 @@ def test_bos_with_everything() -> None:
                 "text": " ",
                 "voice_settings": {"stability": 0.3, "similarity_boost": 0.8, "speed": 1.1},
                 "generation_config": {"chunk_length_schedule": [50, 120.0]},
-                "pronunciation_dictionary_locators": [{"pronunciation_dictionary_id": "abc", "version_id": "v1"}],
+                "pronunciation_dictionary_locators": [
+                    {"pronunciation_dictionary_id": "abc", "version_id": "v1"}
+                ],
                 "xi_api_key": "k",
             }
         )
@@ -57,7 +59,9 @@ def test_empty_voice_settings_are_the_defaults() -> None:
 
 
 def test_generator_config_spelling_is_accepted() -> None:
-    assert parse_client_message('{"text": "a ", "generator_config": {"chunk_length_schedule": [60]}}').schedule == (60,)
+    assert parse_client_message(
+        '{"text": "a ", "generator_config": {"chunk_length_schedule": [60]}}'
+    ).schedule == (60,)
 
 
 def test_both_context_id_spellings() -> None:
@@ -151,9 +155,15 @@ def test_ellipsis_model_id_from_old_sdks_is_tolerated() -> None:
 
 @pytest.mark.parametrize(
     "query",
-    [{"inactivity_timeout": "181"}, {"inactivity_timeout": "0"}, {"inactivity_timeout": "x"}, {"seed": "-1"},
-     {"auto_mode": "maybe"}, {"apply_text_normalization": "sometimes"}],
-)  # fmt: skip
+    [
+        {"inactivity_timeout": "181"},
+        {"inactivity_timeout": "0"},
+        {"inactivity_timeout": "x"},
+        {"seed": "-1"},
+        {"auto_mode": "maybe"},
+        {"apply_text_normalization": "sometimes"},
+    ],
+)
 def test_bad_query_values_are_refused(query: dict[str, str]) -> None:
     with pytest.raises(ProtocolError):
         StreamParams.from_query(query)
@@ -165,7 +175,11 @@ def test_audio_frame_shape() -> None:
     assert data == {
         "audio": base64.b64encode(b"\x01\x02").decode(),
         "isFinal": None,
-        "normalizedAlignment": {"chars": ["H", "i"], "charStartTimesMs": [0, 50], "charDurationsMs": [50, 60]},
+        "normalizedAlignment": {
+            "chars": ["H", "i"],
+            "charStartTimesMs": [0, 50],
+            "charDurationsMs": [50, 60],
+        },
         "alignment": {"chars": ["H", "i"], "charStartTimesMs": [0, 50], "charDurationsMs": [50, 60]},
     }
 

@@ -42,7 +42,14 @@ def test_no_audio_before_the_schedule_threshold_and_audio_after(local_server: st
             await ws.send(json.dumps({"text": "Only a few words here. "}))  # 23 characters
             with pytest.raises(TimeoutError):
                 await asyncio.wait_for(ws.recv(), 1.0)
-            await ws.send(json.dumps({"text": "Now enough text arrives to pass the one hundred character threshold of the schedule. "}))
+            await ws.send(
+                json.dumps(
+                    {
+                        "text": "Now enough text arrives to pass the threshold "
+                        "of one hundred characters in the schedule. "
+                    }
+                )
+            )
             first = json.loads(await asyncio.wait_for(ws.recv(), 10))
             await ws.send(json.dumps(EOS))
             rest = [json.loads(m) async for m in ws]
@@ -100,7 +107,12 @@ def test_inactivity_timeout_sends_the_error_then_closes_1008(local_server: str) 
 
 def test_time_spent_speaking_does_not_count_as_inactivity(local_server: str) -> None:
     long_text = SENTENCE * 6
-    result = run(exchange(_url(local_server, "joe", inactivity_timeout="1"), [BOS, {"text": long_text, "flush": True}, 1.5, EOS]))
+    result = run(
+        exchange(
+            _url(local_server, "joe", inactivity_timeout="1"),
+            [BOS, {"text": long_text, "flush": True}, 1.5, EOS],
+        )
+    )
     assert result.close_code == 1000, result.errors
 
 
@@ -110,11 +122,19 @@ def test_time_spent_speaking_does_not_count_as_inactivity(local_server: str) -> 
         (["this is not json"], "invalid_input_message"),
         ([{"txt": "wrong field"}], "invalid_input_message"),
         ([{"text": 42}], "invalid_input_message"),
-        ([{"text": " ", "generation_config": {"chunk_length_schedule": [20]}}], "invalid_chunk_length_schedule"),
-        ([{"text": " ", "voice_settings": {"stability": 0.5}}, {"text": "x ", "voice_settings": {"stability": 0.9}}],
-         "invalid_input_message"),
+        (
+            [{"text": " ", "generation_config": {"chunk_length_schedule": [20]}}],
+            "invalid_chunk_length_schedule",
+        ),
+        (
+            [
+                {"text": " ", "voice_settings": {"stability": 0.5}},
+                {"text": "x ", "voice_settings": {"stability": 0.9}},
+            ],
+            "invalid_input_message",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_input_gets_an_error_frame_then_1008(local_server: str, messages: list, error: str) -> None:
     result = run(exchange(_url(local_server), messages))
     assert result.close_code == 1008
@@ -123,8 +143,15 @@ def test_bad_input_gets_an_error_frame_then_1008(local_server: str, messages: li
 
 
 def test_changed_voice_settings_close_with_the_live_reason(local_server: str) -> None:
-    result = run(exchange(_url(local_server), [{"text": " ", "voice_settings": {"speed": 1.0}},
-                                               {"text": "x ", "voice_settings": {"speed": 1.1}}]))  # fmt: skip
+    result = run(
+        exchange(
+            _url(local_server),
+            [
+                {"text": " ", "voice_settings": {"speed": 1.0}},
+                {"text": "x ", "voice_settings": {"speed": 1.1}},
+            ],
+        )
+    )
     assert result.close_reason.startswith("voice_settings field must be provided in the first message")
 
 
@@ -217,7 +244,9 @@ def test_alignment_covers_the_text_and_matches_the_decoded_audio(local_server: s
     assert chars == text
     for frame in frames:
         alignment = frame["alignment"]
-        assert len(alignment["chars"]) == len(alignment["charStartTimesMs"]) == len(alignment["charDurationsMs"])
+        assert (
+            len(alignment["chars"]) == len(alignment["charStartTimesMs"]) == len(alignment["charDurationsMs"])
+        )
         frame_s = len(__import__("base64").b64decode(frame["audio"])) / 2 / 22050
         starts = alignment["charStartTimesMs"]
         assert starts == sorted(starts) and all(0 <= s <= frame_s * 1000 + 1 for s in starts)
@@ -228,7 +257,9 @@ def test_alignment_covers_the_text_and_matches_the_decoded_audio(local_server: s
 def test_speed_really_changes_the_speaking_rate(local_server: str) -> None:
     def seconds(speed: float) -> float:
         opener = {"text": " ", "voice_settings": {"speed": speed}}
-        result = run(exchange(_url(local_server, output_format="pcm_16000"), [opener, {"text": SENTENCE}, EOS]))
+        result = run(
+            exchange(_url(local_server, output_format="pcm_16000"), [opener, {"text": SENTENCE}, EOS])
+        )
         return len(result.audio()) / 2 / 16000
 
     assert seconds(0.7) > seconds(1.2) * 1.3
@@ -237,7 +268,10 @@ def test_speed_really_changes_the_speaking_rate(local_server: str) -> None:
 def test_concurrent_connections_are_all_served(local_server: str) -> None:
     async def many() -> list:
         return await asyncio.gather(
-            *(exchange(_url(local_server), [BOS, {"text": f"Connection number {i}. "}, EOS]) for i in range(6))
+            *(
+                exchange(_url(local_server), [BOS, {"text": f"Connection number {i}. "}, EOS])
+                for i in range(6)
+            )
         )
 
     results = run(many())
@@ -295,8 +329,10 @@ def test_key_in_the_authorization_query_parameter(keyed_server: str) -> None:
     assert result.close_code == 1000
 
 
-@pytest.mark.parametrize(("headers", "opener"), [({}, BOS), ({"xi-api-key": "wrong"}, BOS),
-                                                 ({}, {"text": " ", "xi_api_key": "wrong"})])  # fmt: skip
+@pytest.mark.parametrize(
+    ("headers", "opener"),
+    [({}, BOS), ({"xi-api-key": "wrong"}, BOS), ({}, {"text": " ", "xi_api_key": "wrong"})],
+)
 def test_missing_or_wrong_key_is_refused(keyed_server: str, headers: dict, opener: dict) -> None:
     result = run(exchange(_url(keyed_server), [opener, {"text": "Hi. "}, EOS], headers=headers))
     assert result.close_code == 1008
@@ -323,7 +359,9 @@ def test_first_audio_does_not_wait_for_the_whole_flushed_text(local_server: str)
 @pytest.mark.neural
 def test_neural_voice_speaks_with_word_alignment(local_server: str) -> None:
     text = "The neural voice reads this sentence aloud."
-    result = run(exchange(_url(local_server, "joe", output_format="mp3_22050_32"), [BOS, {"text": text + " "}, EOS]))
+    result = run(
+        exchange(_url(local_server, "joe", output_format="mp3_22050_32"), [BOS, {"text": text + " "}, EOS])
+    )
     samples, rate = decode_mp3(result.audio())
     assert rate == 22050
     assert_speech(samples, rate, words=7)

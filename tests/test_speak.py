@@ -27,7 +27,13 @@ SECRET = "sk-test-secret-never-print-me"
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in ("ELEVENLABS_API_KEY", "ELEVTTS_URL", "ELEVTTS_VOICE", "ELEVTTS_OUTPUT_DIR", "ELEVTTS_REGION"):
+    for name in (
+        "ELEVENLABS_API_KEY",
+        "ELEVTTS_URL",
+        "ELEVTTS_VOICE",
+        "ELEVTTS_OUTPUT_DIR",
+        "ELEVTTS_REGION",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
 
@@ -84,7 +90,18 @@ def test_table_on_stderr_when_not_quiet(local_server: str) -> None:
 
 def test_subtitles_from_alignment(local_server: str) -> None:
     text = "Subtitles come from the alignment. Every word gets a time."
-    result = speak("--url", local_server, "--voice", "espeak", "--name", "subs", "--subtitles", "srt,vtt,json", "-q", text)
+    result = speak(
+        "--url",
+        local_server,
+        "--voice",
+        "espeak",
+        "--name",
+        "subs",
+        "--subtitles",
+        "srt,vtt,json",
+        "-q",
+        text,
+    )
     assert result.exit_code == 0, result.output
     words = json.loads(Path("output/subs.words.json").read_text())["words"]
     assert [w["text"] for w in words] == text.split()
@@ -98,8 +115,17 @@ def test_subtitles_from_alignment(local_server: str) -> None:
 
 
 def test_keep_chunks_writes_numbered_files_with_alignment(local_server: str) -> None:
-    result = speak("--url", local_server, "--voice", "espeak", "--name", "kc", "--keep-chunks", "-q",
-                   "First sentence here. Second sentence follows it.")  # fmt: skip
+    result = speak(
+        "--url",
+        local_server,
+        "--voice",
+        "espeak",
+        "--name",
+        "kc",
+        "--keep-chunks",
+        "-q",
+        "First sentence here. Second sentence follows it.",
+    )
     assert result.exit_code == 0
     chunks = sorted(Path("output/kc").glob("*.mp3"))
     assert chunks and chunks[0].name == "0001.mp3"
@@ -110,8 +136,20 @@ def test_keep_chunks_writes_numbered_files_with_alignment(local_server: str) -> 
 
 def test_raw_audio_to_stdout(local_server: str) -> None:
     result = CliRunner().invoke(
-        app, ["speak", "--url", local_server, "--voice", "espeak", "-o", "-", "--output-format", "pcm_16000", "-q",
-              "Raw audio to the pipe."],  # fmt: skip
+        app,
+        [
+            "speak",
+            "--url",
+            local_server,
+            "--voice",
+            "espeak",
+            "-o",
+            "-",
+            "--output-format",
+            "pcm_16000",
+            "-q",
+            "Raw audio to the pipe.",
+        ],
     )
     assert result.exit_code == 0
     samples = np.frombuffer(result.stdout_bytes, "<i2")
@@ -133,7 +171,9 @@ def test_never_overwrites_silently(local_server: str) -> None:
     args = ("--url", local_server, "--voice", "espeak", "--name", "same", "-q", "Once.")
     assert speak(*args).exit_code == 0
     again = speak(*args)
-    assert again.exit_code == ExitCode.OUTPUT and "already exists" in again.stderr and "--force" in again.stderr
+    assert (
+        again.exit_code == ExitCode.OUTPUT and "already exists" in again.stderr and "--force" in again.stderr
+    )
     assert speak(*args, "--force").exit_code == 0
 
 
@@ -147,9 +187,21 @@ def _elevtts(*args: str, **kwargs: Any) -> subprocess.Popen[bytes]:
 
 def test_stdin_audio_arrives_before_the_producer_finishes(local_server: str) -> None:
     process = _elevtts(
-        "speak", "-", "--url", local_server, "--voice", "espeak", "-o", "-", "--output-format", "pcm_16000", "-q",
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
+        "speak",
+        "-",
+        "--url",
+        local_server,
+        "--voice",
+        "espeak",
+        "-o",
+        "-",
+        "--output-format",
+        "pcm_16000",
+        "-q",
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert process.stdin is not None and process.stdout is not None
     try:
         process.stdin.write(b"The first sentence arrives alone. ")
@@ -173,9 +225,20 @@ def test_stdin_audio_arrives_before_the_producer_finishes(local_server: str) -> 
 
 def test_ctrl_c_keeps_the_part_file_and_exits_130(local_server: str, tmp_path: Path) -> None:
     process = _elevtts(
-        "speak", "-", "--url", local_server, "--voice", "espeak", "--name", "cut", "-q",
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
-    )  # fmt: skip
+        "speak",
+        "-",
+        "--url",
+        local_server,
+        "--voice",
+        "espeak",
+        "--name",
+        "cut",
+        "-q",
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+    )
     assert process.stdin is not None
     try:
         process.stdin.write(b"Some words are spoken before the interruption. ")
@@ -215,12 +278,32 @@ def test_authentication_refused_and_key_never_printed(keyed_server: str) -> None
 
 def test_key_from_dotenv_is_used_and_flag_wins(keyed_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
     Path(".env").write_text("ELEVENLABS_API_KEY=sesame\n")
-    ok = _elevtts("speak", "--url", keyed_server, "--voice", "espeak", "-q", "From dot env.",
-                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    ok = _elevtts(
+        "speak",
+        "--url",
+        keyed_server,
+        "--voice",
+        "espeak",
+        "-q",
+        "From dot env.",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     _, err = ok.communicate(timeout=60)
     assert ok.returncode == 0, err
-    bad = _elevtts("speak", "--url", keyed_server, "--voice", "espeak", "--api-key", "wrong", "-q", "Flag wins.",
-                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    bad = _elevtts(
+        "speak",
+        "--url",
+        keyed_server,
+        "--voice",
+        "espeak",
+        "--api-key",
+        "wrong",
+        "-q",
+        "Flag wins.",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     _, err = bad.communicate(timeout=60)
     assert bad.returncode == ExitCode.AUTH and b"sesame" not in err and b"wrong" not in err
 
@@ -234,12 +317,23 @@ def test_key_from_dotenv_is_used_and_flag_wins(keyed_server: str, monkeypatch: p
         (["--url", "http://example.com"], "ws:// or wss://"),
         (["--subtitles", "ass"], "--subtitles"),
         (["--inactivity-timeout", "500"], "at most 180"),
-        (["--pronunciation-dictionary", "a", "--pronunciation-dictionary", "b", "--pronunciation-dictionary", "c",
-          "--pronunciation-dictionary", "d"], "at most 3"),
+        (
+            [
+                "--pronunciation-dictionary",
+                "a",
+                "--pronunciation-dictionary",
+                "b",
+                "--pronunciation-dictionary",
+                "c",
+                "--pronunciation-dictionary",
+                "d",
+            ],
+            "at most 3",
+        ),
         (["--speed", "2"], "speed"),
         (["--output", "file.mp3"], "--output takes '-'"),
     ],
-)  # fmt: skip
+)
 def test_bad_options_exit_2_with_a_clear_message(args: list[str], needle: str) -> None:
     result = speak(*args, "Text.")
     assert result.exit_code == ExitCode.USAGE, result.output
@@ -330,32 +424,79 @@ def scripted(request: pytest.FixtureRequest) -> Any:
 
 def test_every_option_reaches_the_wire(scripted: Any) -> None:
     result = speak(
-        "--url", scripted.url, "--api-key", SECRET, "--voice", "v1", "--model", "eleven_flash_v2_5",
-        "--output-format", "pcm_16000", "--chunk-length-schedule", "50,100", "--flush", "sentence",
-        "--auto-mode", "--try-trigger-generation", "--stability", "0.3", "--similarity-boost", "0.9",
-        "--style", "0.2", "--no-speaker-boost", "--speed", "1.1", "--pronunciation-dictionary", "dict1:ver1",
-        "--pronunciation-dictionary", "dict2", "--inactivity-timeout", "60", "--sync-alignment",
-        "--language-code", "en", "--seed", "7", "--apply-text-normalization", "off", "-q", "--name", "wire",
+        "--url",
+        scripted.url,
+        "--api-key",
+        SECRET,
+        "--voice",
+        "v1",
+        "--model",
+        "eleven_flash_v2_5",
+        "--output-format",
+        "pcm_16000",
+        "--chunk-length-schedule",
+        "50,100",
+        "--flush",
+        "sentence",
+        "--auto-mode",
+        "--try-trigger-generation",
+        "--stability",
+        "0.3",
+        "--similarity-boost",
+        "0.9",
+        "--style",
+        "0.2",
+        "--no-speaker-boost",
+        "--speed",
+        "1.1",
+        "--pronunciation-dictionary",
+        "dict1:ver1",
+        "--pronunciation-dictionary",
+        "dict2",
+        "--inactivity-timeout",
+        "60",
+        "--sync-alignment",
+        "--language-code",
+        "en",
+        "--seed",
+        "7",
+        "--apply-text-normalization",
+        "off",
+        "-q",
+        "--name",
+        "wire",
         "First sentence. Second sentence.",
-    )  # fmt: skip
+    )
     assert result.exit_code == 0, result.output
     request = scripted.requests[0]
     path, _, query = request["path"].partition("?")
     assert path == "/v1/text-to-speech/v1/stream-input"
     params = dict(p.split("=", 1) for p in query.split("&"))
     assert params == {
-        "output_format": "pcm_16000", "model_id": "eleven_flash_v2_5", "inactivity_timeout": "60",
-        "sync_alignment": "true", "auto_mode": "true", "language_code": "en", "seed": "7",
+        "output_format": "pcm_16000",
+        "model_id": "eleven_flash_v2_5",
+        "inactivity_timeout": "60",
+        "sync_alignment": "true",
+        "auto_mode": "true",
+        "language_code": "en",
+        "seed": "7",
         "apply_text_normalization": "off",
-    }  # fmt: skip
+    }
     assert request["headers"]["xi-api-key"] == SECRET and SECRET not in request["path"]
     bos, *texts, eos = scripted.messages
     assert bos["text"] == " "
-    assert bos["voice_settings"] == {"stability": 0.3, "similarity_boost": 0.9, "style": 0.2,
-                                     "use_speaker_boost": False, "speed": 1.1}  # fmt: skip
+    assert bos["voice_settings"] == {
+        "stability": 0.3,
+        "similarity_boost": 0.9,
+        "style": 0.2,
+        "use_speaker_boost": False,
+        "speed": 1.1,
+    }
     assert bos["generation_config"] == {"chunk_length_schedule": [50, 100]}
     assert bos["pronunciation_dictionary_locators"] == [
-        {"pronunciation_dictionary_id": "dict1", "version_id": "ver1"}, {"pronunciation_dictionary_id": "dict2"}]
+        {"pronunciation_dictionary_id": "dict1", "version_id": "ver1"},
+        {"pronunciation_dictionary_id": "dict2"},
+    ]
     assert "xi_api_key" not in bos  # the key travels in the header only
     assert eos == {"text": ""}
     spoken = [m for m in texts if m["text"].strip()]
@@ -405,8 +546,20 @@ def test_inactivity_timeout_from_the_server_exits_9(scripted: Any) -> None:
 
 
 def test_keepalives_are_sent_while_stdin_is_silent(scripted: Any) -> None:
-    process = _elevtts("speak", "-", "--url", scripted.url, "--inactivity-timeout", "2", "-q", "--name", "ka",
-                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    process = _elevtts(
+        "speak",
+        "-",
+        "--url",
+        scripted.url,
+        "--inactivity-timeout",
+        "2",
+        "-q",
+        "--name",
+        "ka",
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert process.stdin is not None
     try:
         process.stdin.write(b"Before the pause. ")
@@ -422,7 +575,10 @@ def test_keepalives_are_sent_while_stdin_is_silent(scripted: Any) -> None:
         process.stderr.close()  # type: ignore[union-attr]
     keepalives = [m for m in scripted.messages[1:] if m == {"text": " "}]
     assert len(keepalives) >= 2
-    assert [m["text"] for m in scripted.messages if m.get("text", "").strip()] == ["Before the pause. ", "After it. "]
+    assert [m["text"] for m in scripted.messages if m.get("text", "").strip()] == [
+        "Before the pause. ",
+        "After it. ",
+    ]
 
 
 @pytest.fixture
@@ -430,8 +586,11 @@ def tiny_disk(tmp_path: Path) -> Any:
     """A 64 KiB filesystem, to run out of space for real (needs root and mount; skipped otherwise)."""
     mount_point = tmp_path / "tiny"
     mount_point.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)],
-                          capture_output=True, check=False)  # fmt: skip
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)],
+        capture_output=True,
+        check=False,
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
     yield mount_point
@@ -440,16 +599,32 @@ def tiny_disk(tmp_path: Path) -> Any:
 
 def test_full_disk_is_an_output_error_and_keeps_the_part(local_server: str, tiny_disk: Path) -> None:
     text = "This text makes far more audio than a tiny disk can hold. " * 8
-    result = speak("--url", local_server, "--voice", "espeak", "--output-dir", str(tiny_disk), "--name", "big",
-                   "--output-format", "pcm_44100", "-q", text)  # fmt: skip
+    result = speak(
+        "--url",
+        local_server,
+        "--voice",
+        "espeak",
+        "--output-dir",
+        str(tiny_disk),
+        "--name",
+        "big",
+        "--output-format",
+        "pcm_44100",
+        "-q",
+        text,
+    )
     assert result.exit_code == ExitCode.OUTPUT
     assert "No space left on device" in result.stderr and "big.pcm.part" in result.stderr
     assert (tiny_disk / "big.pcm.part").exists() and not (tiny_disk / "big.pcm").exists()
 
 
-def test_play_without_a_player_says_so_and_still_saves(local_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_play_without_a_player_says_so_and_still_saves(
+    local_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
-    result = speak("--url", local_server, "--voice", "espeak", "--play", "--name", "np", "Nothing to play on.")
+    result = speak(
+        "--url", local_server, "--voice", "espeak", "--play", "--name", "np", "Nothing to play on."
+    )
     assert result.exit_code == 0
     assert "no player found" in result.stderr
     assert Path("output/np.mp3").exists()

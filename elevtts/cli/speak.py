@@ -79,7 +79,9 @@ def parse_schedule(value: str | None) -> tuple[int, ...] | None:
     try:
         numbers = [float(part) for part in value.replace(" ", "").split(",") if part]
     except ValueError:
-        raise UsageError(f"--chunk-length-schedule must be numbers separated by commas, not {value!r}") from None
+        raise UsageError(
+            f"--chunk-length-schedule must be numbers separated by commas, not {value!r}"
+        ) from None
     try:
         return check_schedule(numbers)
     except ProtocolError as exc:
@@ -105,7 +107,9 @@ def parse_subtitles(value: str | None) -> tuple[str, ...]:
     kinds = tuple(dict.fromkeys(k.strip().lower() for k in value.split(",") if k.strip()))
     unknown = [k for k in kinds if k not in SUBTITLE_KINDS]
     if unknown:
-        raise UsageError(f"--subtitles takes {', '.join(SUBTITLE_KINDS)} (comma-separated), not {', '.join(unknown)}")
+        raise UsageError(
+            f"--subtitles takes {', '.join(SUBTITLE_KINDS)} (comma-separated), not {', '.join(unknown)}"
+        )
     return kinds
 
 
@@ -140,9 +144,13 @@ def build_flags(
     if flush not in (*FLUSH_POLICIES, "auto"):
         raise UsageError(f"--flush must be one of auto, {', '.join(FLUSH_POLICIES)}; not {flush!r}")
     if apply_text_normalization not in ("auto", "on", "off"):
-        raise UsageError(f"--apply-text-normalization must be auto, on or off, not {apply_text_normalization!r}")
+        raise UsageError(
+            f"--apply-text-normalization must be auto, on or off, not {apply_text_normalization!r}"
+        )
     if not 0 < inactivity_timeout <= MAX_INACTIVITY_TIMEOUT:
-        raise UsageError(f"--inactivity-timeout must be above 0 and at most {MAX_INACTIVITY_TIMEOUT:g} seconds")
+        raise UsageError(
+            f"--inactivity-timeout must be above 0 and at most {MAX_INACTIVITY_TIMEOUT:g} seconds"
+        )
     target = resolve_target(url=url, api_key=api_key, region=region)
     voice_values: dict[str, Any] = {
         "stability": stability,
@@ -178,45 +186,200 @@ def build_flags(
 
 
 # Options shared with `batch` (Typer reads these Annotated aliases).
-UrlOpt = Annotated[str | None, typer.Option("--url", envvar="ELEVTTS_URL", help="Server: ws://… or wss://… (default: the live service with a key, else the embedded local server).", rich_help_panel=CONNECTION)]
-ApiKeyOpt = Annotated[str | None, typer.Option("--api-key", envvar="ELEVENLABS_API_KEY", help="API key (also from the environment or .env). Never printed.", show_default=False, rich_help_panel=CONNECTION)]
-RegionOpt = Annotated[str, typer.Option("--region", envvar="ELEVTTS_REGION", help="Live-service host: global, us, eu, in, sg.", rich_help_panel=CONNECTION)]
-MultiOpt = Annotated[bool, typer.Option("--multi", help="Use the multi-stream-input endpoint (one context).", rich_help_panel=CONNECTION)]
-VoiceOpt = Annotated[str | None, typer.Option("--voice", "-v", envvar="ELEVTTS_VOICE", help="Voice id (local default: joe; see `elevtts voices`).", rich_help_panel=PROTOCOL)]
-ModelOpt = Annotated[str | None, typer.Option("--model", envvar="ELEVTTS_MODEL", help="model_id, e.g. eleven_flash_v2_5.", rich_help_panel=PROTOCOL)]
-FormatOpt = Annotated[str, typer.Option("--output-format", envvar="ELEVTTS_OUTPUT_FORMAT", help="mp3_44100_128, pcm_16000, ulaw_8000, …", rich_help_panel=PROTOCOL)]
-ScheduleOpt = Annotated[str | None, typer.Option("--chunk-length-schedule", help="Comma-separated, each 50-500 (server default 120,160,250,290).", rich_help_panel=PROTOCOL)]
-FlushOpt = Annotated[str, typer.Option("--flush", help="When to send flush: auto (sentence for stdin, else end), end, sentence, paragraph, never.", rich_help_panel=PROTOCOL)]
-AutoModeOpt = Annotated[bool, typer.Option("--auto-mode", help="auto_mode=true: generate per sentence, no schedule.", rich_help_panel=PROTOCOL)]
-TryTriggerOpt = Annotated[bool, typer.Option("--try-trigger-generation", help="Send try_trigger_generation with every chunk.", rich_help_panel=PROTOCOL)]
-InactivityOpt = Annotated[float, typer.Option("--inactivity-timeout", help="Seconds (max 180); keep-alives are sent before it expires.", rich_help_panel=PROTOCOL)]
-SyncAlignmentOpt = Annotated[bool, typer.Option("--sync-alignment", help="sync_alignment=true.", rich_help_panel=PROTOCOL)]
-LanguageOpt = Annotated[str | None, typer.Option("--language-code", help="ISO 639-1 language code.", rich_help_panel=PROTOCOL)]
-SeedOpt = Annotated[int | None, typer.Option("--seed", min=0, max=4294967295, help="Best-effort determinism.", rich_help_panel=PROTOCOL)]
-NormalizationOpt = Annotated[str, typer.Option("--apply-text-normalization", help="auto, on or off.", rich_help_panel=PROTOCOL)]
-DictionaryOpt = Annotated[list[str] | None, typer.Option("--pronunciation-dictionary", help="ID[:VERSION], up to 3.", rich_help_panel=PROTOCOL)]
-IdleFlushOpt = Annotated[int, typer.Option("--idle-flush", min=0, help="Flush buffered text when input pauses this many ms (0: never).", rich_help_panel=PROTOCOL)]
-MarkdownOpt = Annotated[bool | None, typer.Option("--strip-markdown/--keep-markdown", help="Strip Markdown before speaking (default: on for .md files).", show_default=False, rich_help_panel=PROTOCOL)]
+UrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--url",
+        envvar="ELEVTTS_URL",
+        help="Server: ws://… or wss://… (default: the live service with a key, else the embedded server).",
+        rich_help_panel=CONNECTION,
+    ),
+]
+ApiKeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        envvar="ELEVENLABS_API_KEY",
+        help="API key (also from the environment or .env). Never printed.",
+        show_default=False,
+        rich_help_panel=CONNECTION,
+    ),
+]
+RegionOpt = Annotated[
+    str,
+    typer.Option(
+        "--region",
+        envvar="ELEVTTS_REGION",
+        help="Live-service host: global, us, eu, in, sg.",
+        rich_help_panel=CONNECTION,
+    ),
+]
+MultiOpt = Annotated[
+    bool,
+    typer.Option(
+        "--multi", help="Use the multi-stream-input endpoint (one context).", rich_help_panel=CONNECTION
+    ),
+]
+VoiceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--voice",
+        "-v",
+        envvar="ELEVTTS_VOICE",
+        help="Voice id (local default: joe; see `elevtts voices`).",
+        rich_help_panel=PROTOCOL,
+    ),
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model", envvar="ELEVTTS_MODEL", help="model_id, e.g. eleven_flash_v2_5.", rich_help_panel=PROTOCOL
+    ),
+]
+FormatOpt = Annotated[
+    str,
+    typer.Option(
+        "--output-format",
+        envvar="ELEVTTS_OUTPUT_FORMAT",
+        help="mp3_44100_128, pcm_16000, ulaw_8000, …",
+        rich_help_panel=PROTOCOL,
+    ),
+]
+ScheduleOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--chunk-length-schedule",
+        help="Comma-separated, each 50-500 (server default 120,160,250,290).",
+        rich_help_panel=PROTOCOL,
+    ),
+]
+FlushOpt = Annotated[
+    str,
+    typer.Option(
+        "--flush",
+        help="When to send flush: auto (sentence for stdin, else end), end, sentence, paragraph, never.",
+        rich_help_panel=PROTOCOL,
+    ),
+]
+AutoModeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--auto-mode", help="auto_mode=true: generate per sentence, no schedule.", rich_help_panel=PROTOCOL
+    ),
+]
+TryTriggerOpt = Annotated[
+    bool,
+    typer.Option(
+        "--try-trigger-generation",
+        help="Send try_trigger_generation with every chunk.",
+        rich_help_panel=PROTOCOL,
+    ),
+]
+InactivityOpt = Annotated[
+    float,
+    typer.Option(
+        "--inactivity-timeout",
+        help="Seconds (max 180); keep-alives are sent before it expires.",
+        rich_help_panel=PROTOCOL,
+    ),
+]
+SyncAlignmentOpt = Annotated[
+    bool, typer.Option("--sync-alignment", help="sync_alignment=true.", rich_help_panel=PROTOCOL)
+]
+LanguageOpt = Annotated[
+    str | None, typer.Option("--language-code", help="ISO 639-1 language code.", rich_help_panel=PROTOCOL)
+]
+SeedOpt = Annotated[
+    int | None,
+    typer.Option("--seed", min=0, max=4294967295, help="Best-effort determinism.", rich_help_panel=PROTOCOL),
+]
+NormalizationOpt = Annotated[
+    str, typer.Option("--apply-text-normalization", help="auto, on or off.", rich_help_panel=PROTOCOL)
+]
+DictionaryOpt = Annotated[
+    list[str] | None,
+    typer.Option("--pronunciation-dictionary", help="ID[:VERSION], up to 3.", rich_help_panel=PROTOCOL),
+]
+IdleFlushOpt = Annotated[
+    int,
+    typer.Option(
+        "--idle-flush",
+        min=0,
+        help="Flush buffered text when input pauses this many ms (0: never).",
+        rich_help_panel=PROTOCOL,
+    ),
+]
+MarkdownOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--strip-markdown/--keep-markdown",
+        help="Strip Markdown before speaking (default: on for .md files).",
+        show_default=False,
+        rich_help_panel=PROTOCOL,
+    ),
+]
 StabilityOpt = Annotated[float | None, typer.Option("--stability", min=0.0, max=1.0, rich_help_panel=VOICE)]
-SimilarityOpt = Annotated[float | None, typer.Option("--similarity-boost", min=0.0, max=1.0, rich_help_panel=VOICE)]
+SimilarityOpt = Annotated[
+    float | None, typer.Option("--similarity-boost", min=0.0, max=1.0, rich_help_panel=VOICE)
+]
 StyleOpt = Annotated[float | None, typer.Option("--style", min=0.0, max=1.0, rich_help_panel=VOICE)]
-SpeakerBoostOpt = Annotated[bool | None, typer.Option("--speaker-boost/--no-speaker-boost", show_default=False, rich_help_panel=VOICE)]
-SpeedOpt = Annotated[float | None, typer.Option("--speed", min=0.7, max=1.2, help="Speaking rate, 0.7-1.2.", rich_help_panel=VOICE)]
-OutputDirOpt = Annotated[Path, typer.Option("--output-dir", "-d", envvar="ELEVTTS_OUTPUT_DIR", help="Where files go.", rich_help_panel=OUTPUT)]
+SpeakerBoostOpt = Annotated[
+    bool | None, typer.Option("--speaker-boost/--no-speaker-boost", show_default=False, rich_help_panel=VOICE)
+]
+SpeedOpt = Annotated[
+    float | None,
+    typer.Option("--speed", min=0.7, max=1.2, help="Speaking rate, 0.7-1.2.", rich_help_panel=VOICE),
+]
+OutputDirOpt = Annotated[
+    Path,
+    typer.Option(
+        "--output-dir", "-d", envvar="ELEVTTS_OUTPUT_DIR", help="Where files go.", rich_help_panel=OUTPUT
+    ),
+]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite existing files.", rich_help_panel=OUTPUT)]
-KeepChunksOpt = Annotated[bool, typer.Option("--keep-chunks", help="Also write each audio chunk and its alignment to <output-dir>/<name>/.", rich_help_panel=OUTPUT)]
-SubtitlesOpt = Annotated[str | None, typer.Option("--subtitles", help="Word-level subtitles: srt,vtt,json.", rich_help_panel=OUTPUT)]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the statistics as JSON on stdout.", rich_help_panel=OUTPUT)]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or table on stderr.", rich_help_panel=OUTPUT)]
+KeepChunksOpt = Annotated[
+    bool,
+    typer.Option(
+        "--keep-chunks",
+        help="Also write each audio chunk and its alignment to <output-dir>/<name>/.",
+        rich_help_panel=OUTPUT,
+    ),
+]
+SubtitlesOpt = Annotated[
+    str | None,
+    typer.Option("--subtitles", help="Word-level subtitles: srt,vtt,json.", rich_help_panel=OUTPUT),
+]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print the statistics as JSON on stdout.", rich_help_panel=OUTPUT)
+]
+QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress or table on stderr.", rich_help_panel=OUTPUT)
+]
 
 
 @app.command(name="speak")
 def speak_command(
-    text: Annotated[list[str] | None, typer.Argument(help="Text to speak; '-' reads stdin (also read when piped).", show_default=False)] = None,
-    file: Annotated[list[Path] | None, typer.Option("--file", "-f", help="Read text from this file (repeatable).", rich_help_panel=OUTPUT)] = None,
-    output: Annotated[str | None, typer.Option("--output", "-o", help="'-' writes raw audio to stdout.", rich_help_panel=OUTPUT)] = None,
-    name: Annotated[str | None, typer.Option("--name", help="Base name of the output files.", rich_help_panel=OUTPUT)] = None,
-    play: Annotated[bool, typer.Option("--play", help="Play while receiving (ffplay, mpv, mpg123 or aplay).", rich_help_panel=OUTPUT)] = False,
+    text: Annotated[
+        list[str] | None,
+        typer.Argument(help="Text to speak; '-' reads stdin (also read when piped).", show_default=False),
+    ] = None,
+    file: Annotated[
+        list[Path] | None,
+        typer.Option("--file", "-f", help="Read text from this file (repeatable).", rich_help_panel=OUTPUT),
+    ] = None,
+    output: Annotated[
+        str | None,
+        typer.Option("--output", "-o", help="'-' writes raw audio to stdout.", rich_help_panel=OUTPUT),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Base name of the output files.", rich_help_panel=OUTPUT)
+    ] = None,
+    play: Annotated[
+        bool,
+        typer.Option(
+            "--play", help="Play while receiving (ffplay, mpv, mpg123 or aplay).", rich_help_panel=OUTPUT
+        ),
+    ] = False,
     url: UrlOpt = None,
     api_key: ApiKeyOpt = None,
     region: RegionOpt = "global",
@@ -251,18 +414,37 @@ def speak_command(
     """Speak text from arguments, files or stdin into an audio file, as it streams."""
     with run_guarded():
         flags = build_flags(
-            url=url, api_key=api_key, region=region, voice=voice, model=model, output_format=output_format,
-            chunk_length_schedule=chunk_length_schedule, flush=flush, auto_mode=auto_mode,
-            try_trigger_generation=try_trigger_generation, stability=stability, similarity_boost=similarity_boost,
-            style=style, speaker_boost=speaker_boost, speed=speed, pronunciation_dictionary=pronunciation_dictionary,
-            inactivity_timeout=inactivity_timeout, sync_alignment=sync_alignment, language_code=language_code,
-            seed=seed, apply_text_normalization=apply_text_normalization, idle_flush=idle_flush,
-            strip_markdown=strip_markdown, multi=multi,
-        )  # fmt: skip
+            url=url,
+            api_key=api_key,
+            region=region,
+            voice=voice,
+            model=model,
+            output_format=output_format,
+            chunk_length_schedule=chunk_length_schedule,
+            flush=flush,
+            auto_mode=auto_mode,
+            try_trigger_generation=try_trigger_generation,
+            stability=stability,
+            similarity_boost=similarity_boost,
+            style=style,
+            speaker_boost=speaker_boost,
+            speed=speed,
+            pronunciation_dictionary=pronunciation_dictionary,
+            inactivity_timeout=inactivity_timeout,
+            sync_alignment=sync_alignment,
+            language_code=language_code,
+            seed=seed,
+            apply_text_normalization=apply_text_normalization,
+            idle_flush=idle_flush,
+            strip_markdown=strip_markdown,
+            multi=multi,
+        )
         source, streamed, markdown_input, stem = _input(text, file)
         to_stdout = output == "-"
         if output is not None and not to_stdout:
-            raise UsageError("--output takes '-' (raw audio to stdout); use --output-dir and --name for files")
+            raise UsageError(
+                "--output takes '-' (raw audio to stdout); use --output-dir and --name for files"
+            )
         subtitle_kinds = parse_subtitles(subtitles)
         from elevtts.audio import extension_for
 
@@ -281,7 +463,9 @@ def speak_command(
         )
         display = make_display(quiet=quiet)
         if play and player is None:
-            display.note("elevtts: --play: no player found (install ffmpeg's ffplay, mpv or mpg123; aplay for pcm); saving only")
+            display.note(
+                "elevtts: --play: no player found (install ffplay, mpv or mpg123; aplay for pcm); saving only"
+            )
         policy = flags.policy_for(markdown_input=markdown_input, streamed=streamed)
         result = asyncio.run(_speak(flags, policy, source, plan, display))
         display.report(result.stats)
@@ -304,7 +488,11 @@ async def _speak(flags: StreamFlags, policy: SendPolicy, source: Any, plan: Outp
             plan=plan,
             display=display,
             multi=flags.multi,
-            settings_for_stats={**flags.settings, "flush": policy.flush, "strip_markdown": policy.strip_markdown},
+            settings_for_stats={
+                **flags.settings,
+                "flush": policy.flush,
+                "strip_markdown": policy.strip_markdown,
+            },
         )
 
 
@@ -329,7 +517,9 @@ def _input(text: list[str] | None, files: list[Path] | None) -> tuple[AsyncItera
     if files:
         for path in files:
             if not path.is_file():
-                raise InputError(f"cannot read {path}: {'is a directory' if path.is_dir() else 'no such file'}")
+                raise InputError(
+                    f"cannot read {path}: {'is a directory' if path.is_dir() else 'no such file'}"
+                )
         sources = [file_source(p) for p in files]
         markdown = all(p.suffix.lower() in (".md", ".markdown") for p in files)
         stem = safe_name(files[0].stem) if len(files) == 1 else timestamped_slug(files[0].stem)
@@ -338,4 +528,3 @@ def _input(text: list[str] | None, files: list[Path] | None) -> tuple[AsyncItera
     if not joined.strip():
         raise UsageError("nothing to speak: give text, --file, or pipe text on stdin")
     return text_source(joined), False, False, timestamped_slug(joined)
-

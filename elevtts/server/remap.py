@@ -22,7 +22,9 @@ def remap_alignments(normalized: list[Alignment], spoken: str, original: str) ->
         for index, frame in enumerate(normalized)
         for start, duration in zip(frame.char_start_times_ms, frame.char_durations_ms, strict=True)
     ]
-    buckets: list[tuple[list[str], list[int], list[int]]] = [([], [], []) for _ in normalized] or [([], [], [])]
+    buckets: list[tuple[list[str], list[int], list[int]]] = [([], [], []) for _ in normalized] or [
+        ([], [], [])
+    ]
     matcher = SequenceMatcher(None, original, spoken, autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         for i in range(i1, i2):

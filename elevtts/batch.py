@@ -64,7 +64,7 @@ import re
 import sys
 import time
 import unicodedata
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -84,7 +84,7 @@ from elevtts.errors import (
     UsageError,
 )
 from elevtts.output import PART_SUFFIX, OutputPaths, ensure_directory
-from elevtts.speak import READ_SIZE, OutputPlan, SendPolicy, options_for_stats, speak
+from elevtts.speak import READ_SIZE, OutputPlan, SendPolicy, file_source, options_for_stats, speak
 
 DEFAULT_PATTERNS = ("*.txt", "*.md")
 MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
@@ -397,35 +397,6 @@ def scan_file(path: Path) -> Scan:
 
 def _not_utf8(exc: UnicodeDecodeError, offset: int) -> str:
     return f"not UTF-8 text ({exc.reason} at byte {offset + exc.start})"
-
-
-async def hashing_source(path: Path, digest: Any) -> AsyncIterator[str]:
-    """Like `speak.file_source`, and also hashes the bytes it reads: the manifest records the hash
-    of the text actually spoken, even if the file changes during the run. A BOM is dropped."""
-    try:
-        handle = await asyncio.to_thread(open, path, "rb")
-    except OSError as exc:
-        raise InputError(f"cannot read the file: {exc.strerror or exc}") from None
-    decoder = codecs.getincrementaldecoder("utf-8-sig")("strict")
-    offset = 0
-    try:
-        while True:
-            try:
-                data = await asyncio.to_thread(handle.read, READ_SIZE)
-            except OSError as exc:
-                raise InputError(f"cannot read the file: {exc.strerror or exc}") from None
-            digest.update(data)
-            try:
-                text = decoder.decode(data, final=not data)
-            except UnicodeDecodeError as exc:
-                raise InputError(_not_utf8(exc, offset)) from None
-            offset += len(data)
-            if text:
-                yield text
-            if not data:
-                return
-    finally:
-        handle.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1262,7 +1233,7 @@ class _Runner:
             try:
                 digest = hashlib.sha256()
                 result = await speak(
-                    hashing_source(job.item.path, digest),
+                    file_source(job.item.path, digest=digest),
                     endpoint=self.endpoint,
                     options=self.options,
                     policy=job.policy,

@@ -8,6 +8,7 @@ flushed after `idle_flush_ms` and a keep-alive goes out before the inactivity ti
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import os
 import sys
@@ -78,23 +79,37 @@ async def text_source(text: str) -> AsyncIterator[str]:
     yield text
 
 
-async def file_source(path: Path) -> AsyncIterator[str]:
-    """Read a file in pieces (memory stays flat); decode as UTF-8 with a clear error."""
+async def file_source(path: Path, *, digest: Any = None) -> AsyncIterator[str]:
+    """Read a UTF-8 file in pieces (memory stays flat; a BOM is dropped), with a clear error.
+
+    `digest` (a hashlib object), if given, takes every byte read: the hash of the text actually
+    spoken, even if the file changes meanwhile.
+    """
     try:
-        handle = await asyncio.to_thread(open, path, "r", encoding="utf-8", errors="strict")
+        handle = await asyncio.to_thread(open, path, "rb")
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    decoder = codecs.getincrementaldecoder("utf-8-sig")("strict")
+    offset = 0
     try:
         while True:
             try:
-                piece = await asyncio.to_thread(handle.read, READ_SIZE)
-            except UnicodeDecodeError as exc:
-                raise InputError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+                data = await asyncio.to_thread(handle.read, READ_SIZE)
             except OSError as exc:
                 raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
-            if not piece:
+            if digest is not None:
+                digest.update(data)
+            try:
+                text = decoder.decode(data, final=not data)
+            except UnicodeDecodeError as exc:
+                raise InputError(
+                    f"{path} is not UTF-8 text ({exc.reason} at byte {offset + exc.start})"
+                ) from None
+            offset += len(data)
+            if text:
+                yield text
+            if not data:
                 return
-            yield piece
     finally:
         handle.close()
 
@@ -105,8 +120,6 @@ async def stream_source(fd: int) -> AsyncIterator[str]:
     The blocking reads run on a daemon thread, so a silent producer never blocks the loop
     or the exit.
     """
-    import codecs
-
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[bytes | Exception | None] = asyncio.Queue()
 

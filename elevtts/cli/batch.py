@@ -57,7 +57,7 @@ from elevtts.cli.speak import (
     TryTriggerOpt,
     UrlOpt,
     VoiceOpt,
-    build_flags,
+    flags_from,
     parse_subtitles,
 )
 from elevtts.protocol import DEFAULT_OUTPUT_FORMAT
@@ -149,32 +149,7 @@ def batch_command(
     Exit codes: 0 all done, 10 some files failed (the rest are done), 130 interrupted (resumable).
     """
     with run_guarded():
-        flags = build_flags(
-            url=url,
-            api_key=api_key,
-            region=region,
-            voice=voice,
-            model=model,
-            output_format=output_format,
-            chunk_length_schedule=chunk_length_schedule,
-            flush=flush,
-            auto_mode=auto_mode,
-            try_trigger_generation=try_trigger_generation,
-            stability=stability,
-            similarity_boost=similarity_boost,
-            style=style,
-            speaker_boost=speaker_boost,
-            speed=speed,
-            pronunciation_dictionary=pronunciation_dictionary,
-            inactivity_timeout=inactivity_timeout,
-            sync_alignment=sync_alignment,
-            language_code=language_code,
-            seed=seed,
-            apply_text_normalization=apply_text_normalization,
-            idle_flush=idle_flush,
-            strip_markdown=strip_markdown,
-            multi=multi,
-        )
+        flags = flags_from(locals())
         plan = BatchPlan(
             output_dir=output_dir,
             jobs=jobs or default_jobs(flags.target.kind),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import sys
 from collections.abc import AsyncIterator
@@ -183,6 +184,11 @@ def build_flags(
     settings = options_for_stats(options, policy, target.description)
     settings["multi"] = multi
     return StreamFlags(target, options, policy, multi, markdown, settings)
+
+
+def flags_from(parameters: dict[str, Any]) -> StreamFlags:
+    """`build_flags` from a command's parameters: `speak` and `batch` declare the same shared options."""
+    return build_flags(**{name: parameters[name] for name in inspect.signature(build_flags).parameters})
 
 
 # Options shared with `batch` (Typer reads these Annotated aliases).
@@ -413,32 +419,7 @@ def speak_command(
 ) -> None:
     """Speak text from arguments, files or stdin into an audio file, as it streams."""
     with run_guarded():
-        flags = build_flags(
-            url=url,
-            api_key=api_key,
-            region=region,
-            voice=voice,
-            model=model,
-            output_format=output_format,
-            chunk_length_schedule=chunk_length_schedule,
-            flush=flush,
-            auto_mode=auto_mode,
-            try_trigger_generation=try_trigger_generation,
-            stability=stability,
-            similarity_boost=similarity_boost,
-            style=style,
-            speaker_boost=speaker_boost,
-            speed=speed,
-            pronunciation_dictionary=pronunciation_dictionary,
-            inactivity_timeout=inactivity_timeout,
-            sync_alignment=sync_alignment,
-            language_code=language_code,
-            seed=seed,
-            apply_text_normalization=apply_text_normalization,
-            idle_flush=idle_flush,
-            strip_markdown=strip_markdown,
-            multi=multi,
-        )
+        flags = flags_from(locals())
         source, streamed, markdown_input, stem = _input(text, file)
         to_stdout = output == "-"
         if output is not None and not to_stdout:

@@ -71,6 +71,7 @@ from typing import IO, Any, Protocol
 
 from elevtts.audio import extension_for
 from elevtts.client import Endpoint, StreamOptions
+from elevtts.display import SilentDisplay
 from elevtts.errors import (
     AuthenticationError,
     ConnectError,
@@ -883,7 +884,7 @@ def make_batch_progress(*, quiet: bool, console: Any = None) -> BatchProgress:
     return RichBatchProgress(console) if console.is_terminal else PlainBatchProgress()
 
 
-class _FileDisplay:
+class _FileDisplay(SilentDisplay):
     """`speak`'s per-stream display, forwarded to the batch progress."""
 
     def __init__(self, progress: BatchProgress, file: FileReport) -> None:
@@ -897,15 +898,6 @@ class _FileDisplay:
         self, *, state: str | None = None, chars_sent: int | None = None, audio_s: float | None = None
     ) -> None:
         self.progress.file_update(self.file, state=state, chars_sent=chars_sent, audio_s=audio_s)
-
-    def stop(self) -> None:
-        pass
-
-    def report(self, stats: dict[str, Any]) -> None:
-        pass
-
-    def note(self, message: str) -> None:
-        pass
 
 
 # ---------------------------------------------------------------------------------------------

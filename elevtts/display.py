@@ -72,22 +72,11 @@ def stats_table(stats: dict[str, Any]) -> Table:
     return table
 
 
-class PlainDisplay:
+class PlainDisplay(SilentDisplay):
     """No live display: just the final table (used when stderr is not a terminal but not --quiet)."""
 
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True)
-
-    def start(self, label: str, target: str) -> None:
-        pass
-
-    def update(
-        self, *, state: str | None = None, chars_sent: int | None = None, audio_s: float | None = None
-    ) -> None:
-        pass
-
-    def stop(self) -> None:
-        pass
 
     def report(self, stats: dict[str, Any]) -> None:
         self.console.print(stats_table(stats))

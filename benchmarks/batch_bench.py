@@ -27,7 +27,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from elevtts.batch import BatchPlan, discover_inputs, run_batch
+from elevtts.batch.inputs import discover_inputs
+from elevtts.batch.progress import BatchPlan
+from elevtts.batch.runner import run_batch
 from elevtts.client import StreamOptions
 from elevtts.server.engines import SynthesisOptions, get_engine
 from elevtts.speak import SendPolicy

@@ -27,26 +27,11 @@ from conftest import ServerThread, assert_speech, decode_mp3, run_local_server
 from rich.console import Console
 from typer.testing import CliRunner
 
-from elevtts.batch import (
-    DONE,
-    FAILED,
-    INTERRUPTED,
-    MANIFEST_NAME,
-    Backoff,
-    BatchInput,
-    BatchPlan,
-    IncompleteAudio,
-    Manifest,
-    ManifestEntry,
-    OutputLayout,
-    RichBatchProgress,
-    assign_names,
-    discover_inputs,
-    is_retryable,
-    retry_hint,
-    run_batch,
-    safe_component,
-)
+from elevtts.batch.inputs import BatchInput, OutputLayout, assign_names, discover_inputs, safe_component
+from elevtts.batch.manifest import DONE, FAILED, INTERRUPTED, MANIFEST_NAME, Manifest, ManifestEntry
+from elevtts.batch.progress import BatchPlan, RichBatchProgress
+from elevtts.batch.retry import Backoff, is_retryable, retry_hint
+from elevtts.batch.runner import run_batch
 from elevtts.cli import app
 from elevtts.client import Endpoint, StreamOptions
 from elevtts.errors import (
@@ -54,6 +39,7 @@ from elevtts.errors import (
     ConnectError,
     ConnectionDropped,
     InactivityTimeout,
+    IncompleteAudio,
     InputError,
     ServerError,
 )

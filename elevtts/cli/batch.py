@@ -10,19 +10,10 @@ from typing import Annotated
 
 import typer
 
-from elevtts.batch import (
-    DEFAULT_PATTERNS,
-    FAILED_BEFORE,
-    BatchIncomplete,
-    BatchInput,
-    BatchPlan,
-    BatchProgress,
-    BatchReport,
-    default_jobs,
-    discover_inputs,
-    make_batch_progress,
-    run_batch,
-)
+from elevtts.batch.inputs import DEFAULT_PATTERNS, BatchInput, discover_inputs
+from elevtts.batch.manifest import FAILED_BEFORE
+from elevtts.batch.progress import BatchPlan, BatchProgress, BatchReport, make_batch_progress
+from elevtts.batch.runner import default_jobs, run_batch
 from elevtts.cli import app
 from elevtts.cli.common import run_guarded
 from elevtts.cli.speak import (
@@ -60,6 +51,7 @@ from elevtts.cli.speak import (
     flags_from,
     parse_subtitles,
 )
+from elevtts.errors import BatchIncomplete
 from elevtts.protocol import DEFAULT_OUTPUT_FORMAT
 from elevtts.target import open_endpoint
 

@@ -1,0 +1,151 @@
+"""The manifest: what each input of a batch became, rewritten atomically after every change."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from elevtts.errors import (
+    OutputError,
+    UsageError,
+)
+from elevtts.output import PART_SUFFIX
+
+MANIFEST_NAME = "elevtts-manifest.json"
+LOCK_NAME = "elevtts-manifest.lock"
+MANIFEST_FORMAT = "elevtts-batch-manifest"
+MANIFEST_VERSION = 1
+
+DONE, FAILED, RUNNING, INTERRUPTED = "done", "failed", "running", "interrupted"
+SKIPPED, NOT_STARTED = "skipped", "not_started"  # report-only statuses
+FAILED_BEFORE = "failed before"  # the reason of a failure kept from an earlier run
+
+
+# ---------------------------------------------------------------------------------------------
+# The manifest
+
+
+@dataclass
+class ManifestEntry:
+    input: str
+    name: str  # output name relative to the output directory, without extension
+    content_sha256: str | None
+    settings_sha256: str
+    status: str
+    files: dict[str, str] = field(default_factory=dict)  # kind -> path relative to the output dir
+    audio_bytes: int | None = None
+    attempts: int = 0  # attempts in the last run that worked on this input
+    error: str | None = None
+    stats: dict[str, Any] | None = None
+    updated_at: str = ""
+
+
+class Manifest:
+    """`<output-dir>/elevtts-manifest.json`: one entry per input, rewritten atomically on each change."""
+
+    def __init__(self, path: Path, entries: dict[str, ManifestEntry] | None = None) -> None:
+        self.path = path
+        self.entries: dict[str, ManifestEntry] = entries or {}
+        self.settings: dict[str, dict[str, Any]] = {}  # settings hash -> the settings
+
+    @classmethod
+    def load(cls, path: Path, *, ignore_invalid: bool = False) -> Manifest:
+        """Read the manifest (an empty one if there is none). An unreadable or foreign file is an
+        `OutputError` unless `ignore_invalid` (--force), when it is replaced."""
+        manifest = cls(path)
+        try:
+            raw = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return manifest
+        except OSError as exc:
+            raise OutputError(f"cannot read {path}: {exc.strerror or exc}") from None
+        try:
+            data = json.loads(raw)
+            if data.get("format") != MANIFEST_FORMAT or data.get("version") != MANIFEST_VERSION:
+                raise ValueError("not an elevtts batch manifest of version 1")
+            fields = set(ManifestEntry.__dataclass_fields__)
+            manifest.entries = {
+                key: ManifestEntry(**{k: v for k, v in value.items() if k in fields})
+                for key, value in data["files"].items()
+            }
+            manifest.settings = dict(data.get("settings") or {})
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            if ignore_invalid:
+                return cls(path)
+            raise OutputError(
+                f"{path} is not a valid manifest ({exc}); move it away or use --force"
+            ) from None
+        return manifest
+
+    def to_json(self) -> dict[str, Any]:
+        used = {entry.settings_sha256 for entry in self.entries.values()}
+        return {
+            "format": MANIFEST_FORMAT,
+            "version": MANIFEST_VERSION,
+            "updated_at": utc_now(),
+            "settings": {k: v for k, v in sorted(self.settings.items()) if k in used},
+            "files": {key: dict(vars(entry)) for key, entry in self.entries.items()},
+        }
+
+    def dumps(self) -> str:
+        """The JSON text: one line per file and per settings set (readable, greppable, and fast:
+        `indent` would switch json to its pure-Python encoder)."""
+        data = self.to_json()
+
+        def block(items: dict[str, Any]) -> str:
+            lines = [f"    {_compact(key)}: {_compact(value)}" for key, value in items.items()]
+            return "{\n" + ",\n".join(lines) + "\n  }" if lines else "{}"
+
+        head = [f'  "{key}": {_compact(data[key])}' for key in ("format", "version", "updated_at")]
+        body = [f'  "settings": {block(data["settings"])}', f'  "files": {block(data["files"])}']
+        return "{\n" + ",\n".join(head + body) + "\n}\n"
+
+    def save(self) -> None:
+        """Write to a temporary file, fsync, rename: a crash leaves the old or the new manifest."""
+        temp = self.path.with_name(self.path.name + PART_SUFFIX)
+        text = self.dumps()
+        try:
+            with open(temp, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, self.path)
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+
+
+def utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+@contextlib.contextmanager
+def manifest_lock(directory: Path) -> Iterator[None]:
+    """One batch at a time per output directory (POSIX advisory lock; a no-op elsewhere)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    path = directory / LOCK_NAME
+    try:
+        handle = open(path, "a")  # noqa: SIM115  (closed below)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise UsageError(f"another elevtts batch is writing to {directory}") from None
+        yield
+    finally:
+        handle.close()

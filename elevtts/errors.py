@@ -1,17 +1,17 @@
 """Expected failures and the exit codes they map to.
 
-    ElevttsError                 exit_code
-      UsageError                 2   a bad option value or combination
-      InputError                 3   an input file that cannot be read
-      OutputError                4   an output directory or file that cannot be written (disk full too)
-      ConnectError               5   the server cannot be reached or refused the handshake
-      AuthenticationError        6   the API key was refused
-      ServerError                7   the server sent an error frame or closed with an error code
-        InactivityTimeout        9   the server closed the stream for inactivity
-      ConnectionDropped          8   the connection ended before the audio was complete
-        IncompleteAudio          8   the stream ended normally with no audio for text that has some
-      BatchIncomplete            10  some files of a batch failed (the others are done)
-      Interrupted                130 Ctrl-C
+ElevttsError                 exit_code
+  UsageError                 2   a bad option value or combination
+  InputError                 3   an input file that cannot be read
+  OutputError                4   an output directory or file that cannot be written (disk full too)
+  ConnectError               5   the server cannot be reached or refused the handshake
+  AuthenticationError        6   the API key was refused
+  ServerError                7   the server sent an error frame or closed with an error code
+    InactivityTimeout        9   the server closed the stream for inactivity
+  ConnectionDropped          8   the connection ended before the audio was complete
+    IncompleteAudio          8   the stream ended normally with no audio for text that has some
+  BatchIncomplete            10  some files of a batch failed (the others are done)
+  Interrupted                130 Ctrl-C
 """
 
 from __future__ import annotations

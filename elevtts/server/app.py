@@ -338,8 +338,7 @@ class Stream:
     async def _on_multi(self, message: ClientMessage) -> None:
         if message.close_socket:
             for each in self.contexts.values():
-                each.context.flush()
-                each.context.closing = True
+                each.context.end_of_input()  # every context speaks what it has, then ends
                 each.wake()
             self.closing = True
             return

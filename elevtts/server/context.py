@@ -103,7 +103,7 @@ class Context:
             self.current.covered = True
 
     def end_of_input(self) -> None:
-        """Single stream `{"text": ""}`: speak everything, then finish."""
+        """Single stream `{"text": ""}`, or `close_socket`: speak everything, then finish."""
         self.flush()
         self.closing = True
 

@@ -107,6 +107,8 @@ class StreamStats:
     flushes: int = 0
     audio_chunks: int = 0
     audio_bytes: int = 0
+    unaligned_chunks: int = 0  # audio that came without alignment (then no resume is possible)
+    reconnects: int = 0
     flush_latencies_ms: list[float] = field(default_factory=list)
     # Segments closed by a flush: (non-space characters before it, when it was sent), waiting for audio.
     _pending_flushes: list[tuple[int, float]] = field(default_factory=list)
@@ -135,6 +137,7 @@ class StreamStats:
         self.audio_chunks += 1
         self.audio_bytes += len(frame.audio)
         if frame.alignment is None:  # no alignment: the oldest waiting flush gets this audio
+            self.unaligned_chunks += 1
             if self._pending_flushes and frame.audio:
                 _, sent_at = self._pending_flushes.pop(0)
                 self.flush_latencies_ms.append(max(0.0, (now - sent_at) * 1000))
@@ -143,6 +146,17 @@ class StreamStats:
         while self._pending_flushes and self._spoken_chars_received > self._pending_flushes[0][0]:
             _, sent_at = self._pending_flushes.pop(0)
             self.flush_latencies_ms.append(max(0.0, (now - sent_at) * 1000))
+
+    def resumed(self, confirmed: int) -> None:
+        """A new connection carries on after `confirmed` non-space characters; the rest is sent again."""
+        self.reconnects += 1
+        self._spoken_chars_sent = self._flushed_upto = self._spoken_chars_received = confirmed
+        self._pending_flushes.clear()
+
+    @property
+    def spoken_chars_confirmed(self) -> int | None:
+        """Non-space characters whose audio has arrived, by the alignment; None if unknown."""
+        return None if self.unaligned_chunks else self._spoken_chars_received
 
     @property
     def ttfb_ms(self) -> float | None:
@@ -173,6 +187,7 @@ class StreamStats:
             "flushes": self.flushes,
             "audio_chunks": self.audio_chunks,
             "audio_bytes": self.audio_bytes,
+            "reconnects": self.reconnects,
         }
 
 
@@ -183,10 +198,10 @@ def _round(value: float | None) -> float | None:
 class Stream:
     """One context of a session (the whole stream, on stream-input)."""
 
-    def __init__(self, session: Session, context_id: str | None) -> None:
+    def __init__(self, session: Session, context_id: str | None, stats: StreamStats | None = None) -> None:
         self.session = session
         self.context_id = context_id
-        self.stats = StreamStats()
+        self.stats = stats or StreamStats()
         self.final = False  # the iteration reached isFinal
         self._frames: asyncio.Queue[AudioFrame | FinalFrame | ElevttsError] = asyncio.Queue()
         self._ended = False
@@ -309,14 +324,18 @@ class Session:
         self.connect_ms = (time.monotonic() - started) * 1000
         self._reader = asyncio.create_task(self._read())
 
-    async def start(self, context_id: str | None = None) -> Stream:
-        """Open a stream (single) or a context (multi) by sending its opener."""
+    async def start(self, context_id: str | None = None, *, stats: StreamStats | None = None) -> Stream:
+        """Open a stream (single) or a context (multi) by sending its opener.
+
+        `stats` carries on the statistics of an earlier stream (a resumed one).
+        """
         if self.multi:
             context_id = context_id or uuid.uuid4().hex
         elif self._streams:
             raise ValueError("a stream-input session has one stream")
-        stream = Stream(self, context_id if self.multi else None)
-        stream.stats.connect_ms = self.connect_ms
+        stream = Stream(self, context_id if self.multi else None, stats)
+        if stream.stats.connect_ms is None:
+            stream.stats.connect_ms = self.connect_ms
         self._streams = [s for s in self._streams if not s._final_received]
         self._streams.append(stream)
         options = self.options

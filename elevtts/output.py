@@ -105,6 +105,10 @@ class AudioFile:
         self.bytes_written = 0
         self._file: BinaryIO | None = None
 
+    @property
+    def is_open(self) -> bool:
+        return self._file is not None
+
     def open(self) -> None:
         ensure_directory(self.paths.directory)
         try:

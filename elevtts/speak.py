@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 
 from elevtts.audio import DurationMeter
 from elevtts.chunking import Chunk, TextSplitter
-from elevtts.client import Endpoint, Session, Stream, StreamOptions
+from elevtts.client import Endpoint, Session, Stream, StreamOptions, StreamStats
 from elevtts.display import Display, SilentDisplay
 from elevtts.errors import ConnectionDropped, ElevttsError, InputError, OutputError
 from elevtts.markdown import MarkdownStripper
@@ -33,6 +33,8 @@ from elevtts.subtitles import SubtitleBuilder, to_json, to_srt, to_vtt
 FLUSH_POLICIES = ("end", "sentence", "paragraph", "never")
 SUBTITLE_KINDS = ("srt", "vtt", "json")
 READ_SIZE = 64 * 1024
+MAX_RECONNECTS = 3  # a dropped connection is resumed this many times
+RECONNECT_DELAY_S = 0.5  # doubled at each reconnect
 _FLUSH_AFTER = {
     "sentence": frozenset({"sentence", "paragraph"}),
     "paragraph": frozenset({"paragraph"}),
@@ -86,7 +88,8 @@ async def file_source(path: Path, *, digest: Any = None) -> AsyncIterator[str]:
     spoken, even if the file changes meanwhile.
     """
     try:
-        handle = await asyncio.to_thread(open, path, "rb")
+        # Opened here, not in a thread: a cancel while a thread opens it would leak the handle.
+        handle = open(path, "rb")  # noqa: SIM115  (closed in the finally below)
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
     decoder = codecs.getincrementaldecoder("utf-8-sig")("strict")
@@ -164,58 +167,107 @@ async def chain(*sources: AsyncIterator[str]) -> AsyncIterator[str]:
 
 
 class _Sender:
-    """Turns incoming fragments into protocol messages under the send policy."""
+    """Turns incoming fragments into protocol messages under the send policy.
 
-    def __init__(
-        self, stream: Stream, policy: SendPolicy, keepalive_s: float, on_sent: Callable[[int], None]
-    ) -> None:
-        self.stream = stream
+    The source is read once, by `start_reading`; `pump` sends on the current `stream` and may be
+    run again on a new stream after a dropped connection, which `resend` first brings up to date.
+    """
+
+    def __init__(self, policy: SendPolicy, keepalive_s: float, on_sent: Callable[[int], None]) -> None:
+        self.stream: Stream | None = None
         self.policy = policy
         self.keepalive_s = keepalive_s
         self.on_sent = on_sent
         self.splitter = TextSplitter(max_chars=policy.max_chunk_chars)
         self.markdown = MarkdownStripper() if policy.strip_markdown else None
+        self.sent: list[str] = []  # every chunk handed to a connection, in order
         self.sent_chars = 0
         self.unflushed = False  # text sent since the last flush
+        self.ended = False  # the end of input was sent
+        self._queue: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
+        self._reader: asyncio.Task[None] | None = None
 
-    async def run(self, source: AsyncIterator[str]) -> None:
-        queue: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
-
+    def start_reading(self, source: AsyncIterator[str]) -> None:
         async def read() -> None:
             try:
                 async for piece in source:
-                    await queue.put(piece)
-                await queue.put(None)
+                    await self._queue.put(piece)
+                await self._queue.put(None)
             except BaseException as exc:  # handed to the sender, which raises it
-                await queue.put(exc)
+                await self._queue.put(exc)
 
-        reader = asyncio.create_task(read())
-        try:
-            last_send = time.monotonic()
-            while True:
-                timeout = self._wait_timeout(last_send)
-                try:
-                    item = await asyncio.wait_for(queue.get(), timeout)
-                except TimeoutError:
-                    last_send = await self._on_idle(last_send)
-                    continue
-                if isinstance(item, BaseException):
-                    raise item
-                if item is None:
-                    break
-                text = self.markdown.feed(item) if self.markdown else item
-                chunks = self.splitter.feed(text)
-                if queue.empty():  # the producer paused: a finished sentence goes out now
-                    chunks += self.splitter.finished_sentence()
-                if await self._send_chunks(chunks):
-                    last_send = time.monotonic()
-            tail = self.markdown.flush() if self.markdown else ""
-            await self._send_chunks(self.splitter.feed(tail) + self.splitter.flush())
-            await self.stream.end()
-        finally:
-            reader.cancel()
+        self._reader = asyncio.create_task(read())
+
+    async def stop_reading(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await reader
+                await self._reader
+
+    async def run(self, source: AsyncIterator[str]) -> None:
+        self.start_reading(source)
+        try:
+            await self.pump()
+        finally:
+            await self.stop_reading()
+
+    async def pump(self) -> None:
+        """Send what the source yields until its end, then the end of input."""
+        queue = self._queue
+        last_send = time.monotonic()
+        while not self.ended:
+            timeout = self._wait_timeout(last_send)
+            try:
+                item = await asyncio.wait_for(queue.get(), timeout)
+            except TimeoutError:
+                last_send = await self._on_idle(last_send)
+                continue
+            if isinstance(item, BaseException):
+                raise item
+            if item is None:
+                tail = self.markdown.flush() if self.markdown else ""
+                await self._send_chunks(self.splitter.feed(tail) + self.splitter.flush())
+                await self._end()
+                return
+            text = self.markdown.feed(item) if self.markdown else item
+            chunks = self.splitter.feed(text)
+            if queue.empty():  # the producer paused: a finished sentence goes out now
+                chunks += self.splitter.finished_sentence()
+            if await self._send_chunks(chunks):
+                last_send = time.monotonic()
+
+    def unconfirmed(self, confirmed: int) -> tuple[str, int]:
+        """The text sent after the first `confirmed` non-space characters (whose audio arrived).
+
+        A word cut in two is sent again from its start: the second value says how many
+        non-space characters the new stream starts after.
+        """
+        text = "".join(self.sent)
+        word_start, word_seen, seen = 0, 0, 0
+        for index, char in enumerate(text):
+            if char.isspace():
+                word_start, word_seen = index + 1, seen
+            elif seen == confirmed:
+                if index > word_start:  # inside a word
+                    return text[word_start:], word_seen
+                return text[index:], seen
+            else:
+                seen += 1
+        return "", seen
+
+    async def resend(self, text: str) -> None:
+        """On a new stream: send again what the old one did not speak, then carry on."""
+        assert self.stream is not None
+        if text:
+            await self.stream.send(text if text.endswith(" ") else text + " ", flush=True)
+        if self.ended:
+            self.ended = False
+            await self._end()
+
+    async def _end(self) -> None:
+        assert self.stream is not None
+        self.ended = True
+        await self.stream.end()
 
     def _wait_timeout(self, last_send: float) -> float:
         waits = [max(0.05, self.keepalive_s - (time.monotonic() - last_send))]
@@ -231,15 +283,20 @@ class _Sender:
             if chunks:
                 await self._send_chunks(chunks, force_flush=flush)
             elif flush:
+                assert self.stream is not None
                 await self.stream.flush()
             self.unflushed = False
             return time.monotonic()
         if time.monotonic() - last_send >= self.keepalive_s:
+            assert self.stream is not None
             await self.stream.keepalive()
             return time.monotonic()
         return last_send
 
     async def _send_chunks(self, chunks: list[Chunk], *, force_flush: bool = False) -> bool:
+        assert self.stream is not None
+        # Recorded before sending: a chunk lost with a dropped connection is sent again.
+        self.sent.extend(chunk.text for chunk in chunks)
         for index, chunk in enumerate(chunks):
             last = index == len(chunks) - 1
             flush = chunk.boundary in _FLUSH_AFTER[self.policy.flush] or (force_flush and last)
@@ -266,8 +323,13 @@ class _Receiver:
         self.chunks = ChunkWriter(plan.paths) if plan.paths and plan.keep_chunks else None
 
     def open(self) -> None:
-        if self.audio is not None:
+        """Open the `.part` (once: a resumed stream appends to the same file)."""
+        if self.audio is not None and not self.audio.is_open:
             self.audio.open()
+
+    def resume(self, *, repeat_word: bool) -> None:
+        if self.subtitles is not None:
+            self.subtitles.resume(repeat_word=repeat_word)
 
     def write(self, frame: AudioFrame) -> None:
         if self.subtitles is not None:
@@ -308,20 +370,36 @@ async def speak(
     started = time.monotonic()
     display.start(label, endpoint.display)
     stream: Stream | None = None
+    stats = StreamStats(started_at=started)
+    keepalive_s = max(1.0, options.params.inactivity_timeout * 0.5)
+    sender = _Sender(policy, keepalive_s, lambda n: display.update(chars_sent=n))
     if plan.player is not None:
         await plan.player.start()
+    sender.start_reading(source)
     try:
-        async with Session.open(endpoint, options, multi=multi) as session:
-            receiver.open()
-            stream = await session.start()
-            stream.stats.started_at = started
-            display.update(state="sending")
-            keepalive_s = max(1.0, options.params.inactivity_timeout * 0.5)
-            sender = _Sender(stream, policy, keepalive_s, lambda n: display.update(chars_sent=n))
-            await _run_both(sender.run(source), _receive(stream, receiver))
-            if multi:
-                with contextlib.suppress(ElevttsError):
-                    await session.close_socket()
+        while True:
+            try:
+                async with Session.open(endpoint, options, multi=multi) as session:
+                    receiver.open()
+                    stream = sender.stream = await session.start(stats=stats)
+                    display.update(state="sending")
+                    if stats.audio_chunks or sender.sent:
+                        confirmed = stats.spoken_chars_confirmed or 0
+                        rest, restart = sender.unconfirmed(confirmed)
+                        receiver.resume(repeat_word=restart < confirmed)
+                        stats.resumed(restart)
+                        await sender.resend(rest)
+                    await _run_both(sender.pump(), _receive(stream, receiver))
+                    if multi:
+                        with contextlib.suppress(ElevttsError):
+                            await session.close_socket()
+                break
+            except ConnectionDropped as exc:
+                # Resume on a new connection from the last audio the alignment confirms.
+                if stats.reconnects >= MAX_RECONNECTS or stats.spoken_chars_confirmed is None:
+                    raise
+                display.note(f"elevtts: {exc.message}; reconnecting to resume from the last confirmed audio")
+                await asyncio.sleep(RECONNECT_DELAY_S * 2**stats.reconnects)
     except BaseException as exc:
         display.stop()
         if plan.player is not None:
@@ -336,12 +414,14 @@ async def speak(
             with contextlib.suppress(OutputError):
                 write_json(plan.paths.stats, summary)
         raise
+    finally:
+        await sender.stop_reading()
     display.stop()
     if plan.player is not None:
         display.note("playing the rest of the audio...")
         await plan.player.finish()
-    stats = _summary(stream, receiver, started, settings_for_stats, ok=True, error=None)
-    result = SpeakResult(audio_path=None, stats=stats)
+    summary = _summary(stream, receiver, started, settings_for_stats, ok=True, error=None)
+    result = SpeakResult(audio_path=None, stats=summary)
     if receiver.audio is not None and plan.paths is not None:
         result.audio_path = receiver.audio.commit()
         if receiver.subtitles is not None:
@@ -352,7 +432,7 @@ async def speak(
                 write_text(path, renderers[kind](words))
                 result.extra_files.append(path)
         if plan.write_stats:
-            write_json(plan.paths.stats, stats)
+            write_json(plan.paths.stats, summary)
             result.extra_files.append(plan.paths.stats)
     return result
 

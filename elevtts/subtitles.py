@@ -52,6 +52,14 @@ class SubtitleBuilder:
             self._chars.append(char)
             self._end = max(self._end, end)
 
+    def resume(self, *, repeat_word: bool) -> None:
+        """A new stream carries on: the word in progress ends here, or is dropped when the new
+        stream speaks it again from its start."""
+        if repeat_word:
+            self._chars = []
+        else:
+            self._complete()
+
     def words(self) -> list[Word]:
         """The completed words so far (a word completes when whitespace follows it)."""
         return list(self._words)

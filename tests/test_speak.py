@@ -628,3 +628,93 @@ def test_play_without_a_player_says_so_and_still_saves(
     assert result.exit_code == 0
     assert "no player found" in result.stderr
     assert Path("output/np.mp3").exists()
+
+
+class CuttingProxy:
+    """Forwards TCP to a server, and cuts the first connection once it has carried `cut_after`
+    bytes back to the client (no close frame: a dropped connection)."""
+
+    def __init__(self, upstream: str, cut_after: int) -> None:
+        self.host, port = upstream.removeprefix("ws://").split(":")
+        self.port = int(port)
+        self.cut_after = cut_after
+        self.connections = 0
+
+    async def handle(self, client_reader: Any, client_writer: Any) -> None:
+        import asyncio
+
+        self.connections += 1
+        cut = self.connections == 1
+        server_reader, server_writer = await asyncio.open_connection(self.host, self.port)
+
+        async def pipe(reader: Any, writer: Any, *, count: bool) -> None:
+            carried = 0
+            try:
+                while data := await reader.read(4096):
+                    carried += len(data)
+                    if count and cut and carried > self.cut_after:
+                        client_writer.transport.abort()
+                        server_writer.transport.abort()
+                        return
+                    writer.write(data)
+                    await writer.drain()
+            except ConnectionError:
+                pass
+            finally:
+                writer.close()
+
+        await asyncio.gather(
+            pipe(client_reader, server_writer, count=False), pipe(server_reader, client_writer, count=True)
+        )
+
+
+def test_a_dropped_connection_is_resumed_from_the_confirmed_audio(local_server: str) -> None:
+    import asyncio
+
+    proxy = CuttingProxy(local_server, cut_after=60_000)
+
+    async def factory() -> tuple[Any, str]:
+        server = await asyncio.start_server(proxy.handle, "127.0.0.1", 0)
+        return server, f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+
+    thread = ServerThread(factory)
+    url = thread.start()
+    text = " ".join(
+        f"Sentence number {n} is spoken exactly once, never lost and never repeated." for n in range(8)
+    )
+    common = ("--voice", "espeak", "--output-format", "pcm_16000", "--subtitles", "json")
+    try:
+        result = speak("--url", url, "--name", "resumed", *common, "--json", text)
+    finally:
+        thread.stop()
+    assert result.exit_code == 0, result.stderr
+    assert "reconnecting" in result.stderr
+    stats = json.loads(result.stdout)
+    assert stats["reconnects"] == 1 and proxy.connections == 2
+    words = [w["text"] for w in json.loads(Path("output/resumed.words.json").read_text())["words"]]
+    assert words == text.split()
+    reference = speak("--url", local_server, "--name", "direct", *common, text)
+    assert reference.exit_code == 0
+    resumed_s = Path("output/resumed.pcm").stat().st_size / 32000
+    direct_s = Path("output/direct.pcm").stat().st_size / 32000
+    assert resumed_s == pytest.approx(direct_s, rel=0.1)
+
+
+@pytest.mark.parametrize(
+    ("confirmed", "rest", "restart"),
+    [
+        (0, "One two. Three four. ", 0),
+        (3, "two. Three four. ", 3),
+        (5, "two. Three four. ", 3),
+        (7, "Three four. ", 7),
+        (8, "Three four. ", 7),
+        (16, "four. ", 12),
+        (17, "", 17),
+    ],
+)
+def test_unconfirmed_text_restarts_at_a_word(confirmed: int, rest: str, restart: int) -> None:
+    from elevtts.speak import SendPolicy, _Sender
+
+    sender = _Sender(SendPolicy(), 10.0, lambda n: None)
+    sender.sent = ["One two. ", "Three four. "]
+    assert sender.unconfirmed(confirmed) == (rest, restart)

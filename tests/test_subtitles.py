@@ -138,3 +138,16 @@ def test_end_to_end_from_alignment(render: object) -> None:
     builder.add(align("day."), 1.9)
     text = render(builder.finish())  # type: ignore[operator]
     assert "Good morning." in text and "Nice day." in text
+
+
+def test_resume_ends_the_word_or_drops_a_word_spoken_again() -> None:
+    def chunk(text: str) -> Alignment:
+        return Alignment(tuple(text), tuple(range(0, 10 * len(text), 10)), (10,) * len(text))
+
+    builder = SubtitleBuilder()
+    builder.add(chunk("one tw"), 0.0)
+    builder.resume(repeat_word=True)  # the new stream says "two" again from its start
+    builder.add(chunk("two three"), 1.0)
+    builder.resume(repeat_word=False)  # the new stream starts with a new word
+    builder.add(chunk("four"), 2.0)
+    assert [w.text for w in builder.finish()] == ["one", "two", "three", "four"]

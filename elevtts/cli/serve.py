@@ -1,14 +1,12 @@
-"""`elevtts serve` and `elevtts voices`."""
+"""`elevtts serve`."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import signal
 import ssl
-import sys
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Annotated, Any
@@ -148,21 +146,3 @@ async def _run_until_signal(main: Coroutine[Any, Any, None]) -> None:
     except asyncio.CancelledError:
         if not task.cancelled():
             raise
-
-
-@app.command()
-def voices(
-    as_json: Annotated[bool, typer.Option("--json", help="Print the voices as JSON.")] = False,
-) -> None:
-    """List the local voices."""
-    try:
-        from elevtts.server.engines import available_voices
-    except ImportError as exc:
-        raise _missing_local_extra(exc) from None
-    found = available_voices()
-    if as_json:
-        json.dump({"voices": [v.to_json() for v in found]}, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-        return
-    for v in found:
-        typer.echo(f"{v.voice_id:<10} {v.engine:<8} {v.language:<4} {v.sample_rate} Hz  {v.description}")

@@ -1,0 +1,71 @@
+"""`elevtts voices`: the local voices, or those of a server (`--url`, or the live service with a key)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import urllib.error
+import urllib.request
+from typing import Annotated, Any
+
+import typer
+
+from elevtts.cli import app
+from elevtts.cli.common import run_guarded
+from elevtts.cli.speak import ApiKeyOpt, RegionOpt, UrlOpt
+from elevtts.errors import AuthenticationError, ConnectError, UsageError
+from elevtts.target import Target, resolve_target
+
+
+def local_voices() -> list[dict[str, Any]]:
+    try:
+        from elevtts.server.engines import available_voices
+    except ImportError as exc:
+        raise UsageError(
+            f"the local voices need the 'local' extra ({exc.name} is missing): pip install 'elevtts[local]'"
+        ) from None
+    return [v.to_json() for v in available_voices()]
+
+
+def remote_voices(target: Target, *, timeout: float = 15.0) -> list[dict[str, Any]]:
+    """GET /v1/voices over HTTP(S) from the server a WebSocket URL names; the key in a header."""
+    base = (target.base_url or "").replace("wss://", "https://", 1).replace("ws://", "http://", 1)
+    request = urllib.request.Request(f"{base}/v1/voices", headers={"Accept": "application/json"})
+    if target.api_key:
+        request.add_header("xi-api-key", target.api_key)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            data = json.load(response)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        if exc.code in (401, 403):
+            raise AuthenticationError(f"{target.description} refused the API key (HTTP {exc.code})") from None
+        raise ConnectError(f"{target.description} answered HTTP {exc.code} for /v1/voices") from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise ConnectError(f"cannot list the voices of {target.description}: {reason}") from None
+    voices = data.get("voices") if isinstance(data, dict) else None
+    if not isinstance(voices, list):
+        raise ConnectError(f"{target.description} sent no voice list")
+    return [v for v in voices if isinstance(v, dict)]
+
+
+@app.command()
+def voices(
+    url: UrlOpt = None,
+    api_key: ApiKeyOpt = None,
+    region: RegionOpt = "global",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the voices as JSON.")] = False,
+) -> None:
+    """List the voices: the local ones, or a server's (--url, or the live service with a key)."""
+    with run_guarded():
+        target = resolve_target(url=url, api_key=api_key, region=region)
+        found = local_voices() if target.kind == "embedded" else remote_voices(target)
+        if as_json:
+            json.dump({"voices": found}, sys.stdout, indent=2)
+            sys.stdout.write("\n")
+            return
+        for voice in found:
+            labels = voice.get("labels") or {}
+            detail = ", ".join(str(v) for v in labels.values() if v) if isinstance(labels, dict) else ""
+            typer.echo(f"{voice.get('voice_id', '?'):<24} {voice.get('name', '')}  {detail}".rstrip())

@@ -287,3 +287,26 @@ def test_voices_json_lists_joe_and_espeak(tmp_path: Path) -> None:
     voices = json.loads(result.stdout)["voices"]
     assert sorted(v["voice_id"] for v in voices) == ["espeak", "joe"]
     assert all(v["sample_rate"] > 0 and v["name"] for v in voices)
+
+
+def test_fallback_voice_must_be_served(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "elevtts",
+            "serve",
+            "--port",
+            "0",
+            "--voice",
+            "espeak",
+            "--fallback-voice",
+            "joe",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert done.returncode == 2 and "--fallback-voice joe is not among the served voices" in done.stderr

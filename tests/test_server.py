@@ -368,3 +368,15 @@ def test_neural_voice_speaks_with_word_alignment(local_server: str) -> None:
     chars = "".join(c for f in result.audio_frames for c in f["alignment"]["chars"])
     assert chars == text
     assert abs(len(samples) / rate - _alignment_end_s(result.audio_frames)) < 0.3
+
+
+def test_fallback_voice_speaks_unknown_voice_ids() -> None:
+    """Agents configured with a service voice id work unchanged when the server has a fallback."""
+    thread, url = run_local_server(ServerConfig(port=0, voices=("espeak",), fallback_voice="espeak"))
+    try:
+        result = run(exchange(_url(url, "21m00Tcm4TlvDq8ikWAM"), [BOS, {"text": "Any voice id. "}, EOS]))
+    finally:
+        thread.stop()
+    assert result.close_code == 1000 and not result.errors
+    samples, rate = decode_mp3(result.audio())
+    assert_speech(samples, rate, words=3)

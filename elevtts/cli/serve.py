@@ -57,6 +57,13 @@ def serve(
     slots: Annotated[
         int, typer.Option(min=1, max=16, help="Pieces synthesized at once, shared by all streams.")
     ] = 1,
+    fallback_voice: Annotated[
+        str | None,
+        typer.Option(
+            help="Speak any unknown voice_id with this voice (agents configured with service voice ids). "
+            "Default: unknown ids are refused."
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Run a local server that speaks the stream-input and multi-stream-input protocols offline."""
@@ -72,10 +79,16 @@ def serve(
         raise _missing_local_extra(exc) from None
 
     known = [v.voice_id for v in available_voices()]
-    unknown = [v for v in voice or [] if v not in known]
+    served = voice or known
+    unknown = [v for v in [*(voice or []), *([fallback_voice] if fallback_voice else [])] if v not in known]
     if unknown:
         typer.echo(
             f"elevtts serve: unknown voice {', '.join(unknown)}; available: {', '.join(known)}", err=True
+        )
+        raise typer.Exit(ExitCode.USAGE)
+    if fallback_voice and fallback_voice not in served:
+        typer.echo(
+            f"elevtts serve: --fallback-voice {fallback_voice} is not among the served voices", err=True
         )
         raise typer.Exit(ExitCode.USAGE)
     if (certfile is None) != (keyfile is None):
@@ -114,6 +127,7 @@ def serve(
         dictionaries=store,
         synthesis_slots=slots,
         ssl_context=ssl_context,
+        fallback_voice=fallback_voice,
     )
 
     def ready(url: str) -> None:

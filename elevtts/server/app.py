@@ -81,6 +81,7 @@ class ServerConfig:
     synthesis_slots: int = 1  # pieces synthesized at once, shared fairly by every context
     ssl_context: ssl.SSLContext | None = None
     max_message_bytes: int = MAX_MESSAGE_BYTES  # larger client messages are refused with 1009
+    fallback_voice: str | None = None  # speaks any unknown voice_id (agents configured for the service)
 
 
 class Pace:
@@ -139,10 +140,18 @@ class StreamServer:
         sharers = max(1, math.ceil(self.speaking / self.config.synthesis_slots))
         return self.pace(voice_id).piece_chars(PIECE_BUDGET_S / sharers)
 
-    def engine(self, voice_id: str) -> Engine:
-        if voice_id not in self.voice_ids:
+    def resolve_voice(self, voice_id: str) -> str:
+        """The served voice for a requested id: itself, or the fallback voice if one is set."""
+        if voice_id in self.voice_ids:
+            return voice_id
+        fallback = self.config.fallback_voice
+        if fallback is None:
             raise UnknownVoiceError(voice_id, self.voice_ids)
-        return get_engine(voice_id)
+        log.info("voice %r is not served here: speaking it with %r", voice_id, fallback)
+        return fallback
+
+    def engine(self, voice_id: str) -> Engine:
+        return get_engine(self.resolve_voice(voice_id))
 
     async def preload(self, voice_ids: Iterable[str] | None = None) -> None:
         """Load voices now (default: every served one), so the first request does not pay for it.
@@ -268,6 +277,7 @@ class Stream:
         self.params = StreamParams.from_query(dict(parse_qsl(urlsplit(request.path).query)))
         self.output_format = parse_output_format(self.params.output_format)
         try:
+            self.voice_id = self.server.resolve_voice(self.voice_id)
             self.engine = await asyncio.to_thread(self.server.engine, self.voice_id)
         except UnknownVoiceError as exc:
             raise ProtocolError("voice_not_found", str(exc)) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import select
@@ -10,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -185,8 +187,23 @@ def _elevtts(*args: str, **kwargs: Any) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "elevtts", *args], env=env, **kwargs)
 
 
+@contextlib.contextmanager
+def _piped_elevtts(*args: str, cwd: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """elevtts with stdin, stdout and stderr piped; killed and its pipes closed on the way out."""
+    pipe = subprocess.PIPE
+    process = _elevtts(*args, stdin=pipe, stdout=pipe, stderr=pipe, cwd=cwd)
+    try:
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+        for stream in (process.stdin, process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+
+
 def test_stdin_audio_arrives_before_the_producer_finishes(local_server: str) -> None:
-    process = _elevtts(
+    with _piped_elevtts(
         "speak",
         "-",
         "--url",
@@ -198,12 +215,8 @@ def test_stdin_audio_arrives_before_the_producer_finishes(local_server: str) -> 
         "--output-format",
         "pcm_16000",
         "-q",
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    assert process.stdin is not None and process.stdout is not None
-    try:
+    ) as process:
+        assert process.stdin is not None and process.stdout is not None
         process.stdin.write(b"The first sentence arrives alone. ")
         process.stdin.flush()
         ready, _, _ = select.select([process.stdout], [], [], 15)
@@ -214,17 +227,12 @@ def test_stdin_audio_arrives_before_the_producer_finishes(local_server: str) -> 
         process.stdin.close()
         rest = process.stdout.read()
         assert process.wait(timeout=30) == 0
-    finally:
-        process.kill()
-        process.wait()
-        for stream in (process.stdout, process.stderr):
-            stream.close()  # type: ignore[union-attr]
     samples = np.frombuffer(first + rest, "<i2")
     assert_speech(samples, 16000, words=11)
 
 
 def test_ctrl_c_keeps_the_part_file_and_exits_130(local_server: str, tmp_path: Path) -> None:
-    process = _elevtts(
+    with _piped_elevtts(
         "speak",
         "-",
         "--url",
@@ -234,13 +242,9 @@ def test_ctrl_c_keeps_the_part_file_and_exits_130(local_server: str, tmp_path: P
         "--name",
         "cut",
         "-q",
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
         cwd=tmp_path,
-    )
-    assert process.stdin is not None
-    try:
+    ) as process:
+        assert process.stdin is not None
         process.stdin.write(b"Some words are spoken before the interruption. ")
         process.stdin.flush()
         part = tmp_path / "output" / "cut.mp3.part"
@@ -249,9 +253,6 @@ def test_ctrl_c_keeps_the_part_file_and_exits_130(local_server: str, tmp_path: P
             time.sleep(0.05)
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=15)
-    finally:
-        process.kill()
-        process.wait()
     assert process.returncode == ExitCode.INTERRUPTED
     assert part.exists() and part.stat().st_size > 0
     assert not (tmp_path / "output" / "cut.mp3").exists()
@@ -546,7 +547,7 @@ def test_inactivity_timeout_from_the_server_exits_9(scripted: Any) -> None:
 
 
 def test_keepalives_are_sent_while_stdin_is_silent(scripted: Any) -> None:
-    process = _elevtts(
+    with _piped_elevtts(
         "speak",
         "-",
         "--url",
@@ -556,23 +557,14 @@ def test_keepalives_are_sent_while_stdin_is_silent(scripted: Any) -> None:
         "-q",
         "--name",
         "ka",
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    assert process.stdin is not None
-    try:
+    ) as process:
+        assert process.stdin is not None
         process.stdin.write(b"Before the pause. ")
         process.stdin.flush()
         time.sleep(3.5)
         process.stdin.write(b"After it.")
         process.stdin.close()
         assert process.wait(timeout=30) == 0
-    finally:
-        process.kill()
-        process.wait()
-        process.stdout.close()  # type: ignore[union-attr]
-        process.stderr.close()  # type: ignore[union-attr]
     keepalives = [m for m in scripted.messages[1:] if m == {"text": " "}]
     assert len(keepalives) >= 2
     assert [m["text"] for m in scripted.messages if m.get("text", "").strip()] == [

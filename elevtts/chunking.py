@@ -1,11 +1,9 @@
 """Text splitting: into protocol chunks on the client, into synthesis pieces on the server.
 
-Pure and stdlib only. Both sides share one notion of a sentence end: a word whose last
-characters are `. ! ? …` (or `...`), optionally followed by closing quotes or brackets, and
-then whitespace. A single `.` does not end a sentence after a common abbreviation (`Dr.`,
-`e.g.`, `U.S.`), a single capital initial (`J.`) or a list number at the start of a line
-(`1.`). Dots inside a word (`3.14`, `v1.2.3`, `example.com`) are never ends, because a word
-only ends at whitespace. A blank line is a paragraph boundary.
+Pure and stdlib only. Where a sentence ends is decided by the one rule in `elevtts.sentences`
+(shared with the server buffer and subtitle cues); this module adds the line rules (a blank line
+is a paragraph boundary; a single newline ends a sentence after a terminator, a list item or a
+heading) and the cuts of over-long sentences at clause marks.
 
 Client: `TextSplitter` turns text arriving in arbitrary fragments into `Chunk`s.
 Server: `sentence_spans`, `complete_sentences_end` and `synthesis_pieces` split raw text
@@ -18,57 +16,21 @@ import itertools
 import re
 from dataclasses import dataclass
 
-ABBREVIATIONS = frozenset(
-    {"mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "etc", "e.g", "i.e", "a.m", "p.m", "u.s"}
+from elevtts.sentences import (
+    WORD,
+    ends_sentence,
+    has_terminator,
+    is_clause_end,
+    lookahead_decided,
+    number_at_end,
+    words,
 )
-TERMINATORS = ".!?…"
-CLOSERS = "\"')]}\u00bb\u201d\u2019"  # also » ” and the right single quote
-OPENERS = "\"'([{\u00ab\u201c\u2018\u00bf\u00a1"
-CLAUSE_MARKS = ",;:\u2014\u2013"  # comma, semicolon, colon, em dash, en dash
-DASH_WORDS = frozenset({"-", "--", "\u2014", "\u2013"})
 
-_DOTTED = re.compile(r"(?:[A-Za-z]\.)+[A-Za-z]")  # U.S, e.g, a.m, J.R.R (final dot removed)
 _LIST_MARKER = re.compile(r"(?:[-*+•]|\d{1,3}[.)])")
 _HEADING_MARKER = re.compile(r"#{1,6}")
-_WORD = re.compile(r"\S+")
 _SPACE = re.compile(r"\s+")
 
 BOUNDARIES = ("paragraph", "sentence", "clause", "word")
-
-
-# ---------------------------------------------------------------------------------------------
-# Word rules shared by both sides
-
-
-def _core(word: str) -> str:
-    """The word without trailing closing quotes/brackets."""
-    return word.rstrip(CLOSERS)
-
-
-def has_terminator(word: str) -> bool:
-    """True if the word ends with sentence punctuation (before any closing quotes)."""
-    core = _core(word)
-    return bool(core) and core[-1] in TERMINATORS
-
-
-def ends_sentence(word: str, *, line_start: bool = False) -> bool:
-    """True if a sentence ends after this word (given that whitespace or end of text follows).
-
-    `line_start` says the word is the first on its line, where `1.` is a list number.
-    """
-    core = _core(word)
-    if not core or core[-1] not in TERMINATORS:
-        return False
-    if core[-1] != "." or core.endswith("..."):
-        return True
-    body = core[:-1].lstrip(OPENERS)
-    if not body:
-        return True
-    if body.lower() in ABBREVIATIONS or _DOTTED.fullmatch(body):
-        return False
-    if len(body) == 1 and body.isalpha() and body.isupper():
-        return False  # an initial, as in "J. R. R. Tolkien"
-    return not (line_start and body.isdigit())
 
 
 def _is_line_marker(word: str) -> bool:
@@ -76,14 +38,12 @@ def _is_line_marker(word: str) -> bool:
     return bool(_LIST_MARKER.fullmatch(word) or _HEADING_MARKER.fullmatch(word))
 
 
-def _is_clause_end(word: str) -> bool:
-    return word in DASH_WORDS or _core(word)[-1:] in tuple(CLAUSE_MARKS)
-
-
-def _number_at_end(word: str) -> bool:
-    """A word like `3.` or `v1.2.` that may still grow into `3.14` in a streamed buffer."""
-    core = _core(word)
-    return core.endswith(".") and core[:-1][-1:].isdigit()
+def _joined(tokens: list[str], glued: list[bool]) -> str:
+    """Tokens joined by one space, or by nothing where the text had none (no-space scripts)."""
+    return "".join(
+        ("" if index == 0 or glue else " ") + token
+        for index, (token, glue) in enumerate(zip(tokens, glued, strict=True))
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -101,13 +61,14 @@ class Chunk:
 class TextSplitter:
     """Split streamed text into chunks at paragraph, sentence and (when too long) clause ends.
 
-    Decisions depend only on complete words and the first character after a whitespace run, so
-    any fragmentation of the same input yields the same chunks. A sentence end is confirmed
-    once the next non-space character arrives (or on `flush`). Sentences longer than
-    `max_chars` are cut at the last clause mark (CLAUSE_MARKS) that leaves at least
-    `max_chars // 3` characters, else before the word that overflows; a chunk
-    ends at a sentence or single-newline boundary only once it has `min_chars` characters
-    (a blank line always ends it).
+    Decisions depend only on complete tokens and on the start of the next one (its first
+    character after opening quotes: see `sentences.lookahead_decided`), so any fragmentation
+    of the same input yields the same chunks. A sentence end is confirmed once that much of
+    the next token has arrived (or on `flush`). Sentences longer than `max_chars` are cut at
+    the last clause mark (`sentences.CLAUSE_MARKS`) that leaves at least `max_chars // 3`
+    characters, else before the token that overflows; a chunk ends at a sentence or
+    single-newline boundary only once it has `min_chars` characters (a blank line always ends it).
+    Tokens are joined by one space, or by none where the text had none (Chinese, Japanese).
     """
 
     def __init__(self, *, max_chars: int = 250, min_chars: int = 0) -> None:
@@ -115,13 +76,17 @@ class TextSplitter:
             raise ValueError("max_chars must be at least 1")
         self.max_chars = max_chars
         self.min_chars = min_chars
-        self._raw = ""  # unprocessed input: starts at an incomplete word or whitespace run
-        self._words: list[str] = []  # complete words of the chunk being built
-        self._length = 0  # len(" ".join(self._words))
-        self._line_start = True  # the next word is the first on its line
+        self._raw = ""  # unprocessed input: starts at an incomplete token or whitespace run
+        self._words: list[str] = []  # complete tokens of the chunk being built
+        self._glued: list[bool] = []  # per token: no whitespace before it in the text
+        self._length = 0  # len(_joined(self._words, self._glued))
+        self._previous = ""  # the token before the last one, also across chunks
+        self._last = ""  # the last token seen, also across chunks
+        self._glue = False  # the next token follows the last one with no whitespace
+        self._line_start = True  # the next token is the first on its line
         self._line_marked = False  # the current line starts with a list/heading marker
-        self._last_line_start = False  # the last word in _words was first on its line
-        self._newline_pending = False  # a single newline whose meaning depends on the next word
+        self._last_line_start = False  # the last token in _words was first on its line
+        self._newline_pending = False  # a single newline whose meaning depends on the next token
 
     def feed(self, text: str) -> list[Chunk]:
         """Add text; return the chunks that are complete now."""
@@ -133,17 +98,25 @@ class TextSplitter:
             if raw[pos].isspace():
                 match = _SPACE.match(raw, pos)
                 assert match is not None
-                if match.end() == len(raw):
+                if match.end() == len(raw) or not lookahead_decided(raw[match.end() :]):
                     break  # the whitespace run may grow, and its meaning with it
-                self._separator(match.group(), out)
+                self._separator(match.group(), raw[match.end() :], out)
+                self._glue = False
                 pos = match.end()
             else:
-                match = _WORD.match(raw, pos)
+                match = WORD.match(raw, pos)
                 assert match is not None
-                if match.end() == len(raw):
-                    break  # a word is complete only once whitespace follows it
+                end = match.end()
+                if end == len(raw):
+                    break  # a token is complete only once something follows it
+                glued = not raw[end].isspace()
+                if glued and not lookahead_decided(raw[end:]):
+                    break
                 self._word(match.group(), out)
-                pos = match.end()
+                if glued:
+                    self._separator("", raw[end:], out)
+                self._glue = glued
+                pos = end
         self._raw = raw[pos:]
         return out
 
@@ -156,9 +129,7 @@ class TextSplitter:
         """
         if not self._words or self._raw.strip() or not self._raw or any(c in self._raw for c in "\r\n"):
             return []
-        if self._length < self.min_chars or not ends_sentence(
-            self._words[-1], line_start=self._last_line_start
-        ):
+        if self._length < self.min_chars or not self._ends_sentence():
             return []
         out: list[Chunk] = []
         self._raw = ""
@@ -167,36 +138,50 @@ class TextSplitter:
 
     def pending(self) -> str:
         """Buffered text not yet emitted (normalised: single spaces between words)."""
-        return " ".join(self._words + self._raw.split())
+        return " ".join([_joined(self._words, self._glued), *self._raw.split()]).strip()
 
     def flush(self) -> list[Chunk]:
-        """Emit everything buffered (end of input, or idle); a partial last word counts as a word."""
+        """Emit everything buffered (end of input, or idle); a partial last token counts as one."""
         out: list[Chunk] = []
         raw, self._raw = self._raw, ""
         word = raw.strip()
-        if word:  # at most one word: feed() stops at the first incomplete token
-            self._word(word, out)
+        if word:  # feed() stops at the first incomplete token: what is left is one word
+            tokens = words(word)  # (or a few no-space-script tokens waiting for their lookahead)
+            for index, match in enumerate(tokens):
+                self._word(match.group(), out)
+                if index + 1 < len(tokens):
+                    self._separator("", word[match.end() :], out)
+                self._glue = True
         elif raw:
-            self._separator(raw, out)  # trailing whitespace: a blank line still ends a paragraph
+            self._separator(raw, "", out)  # trailing whitespace: a blank line still ends a paragraph
         self._newline_pending = False
+        self._glue = False
         if self._words:
-            last = self._words[-1]
-            boundary = "sentence" if ends_sentence(last, line_start=self._last_line_start) else "word"
-            self._emit(boundary, out)
+            self._emit("sentence" if self._ends_sentence() else "word", out)
         return out
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _separator(self, space: str, out: list[Chunk]) -> None:
-        """A complete whitespace run, followed by a non-space character."""
+    def _ends_sentence(self, following: str | None = None, *, same_line: bool = True) -> bool:
+        """The one sentence rule, after the last token."""
+        next_word = following.split(None, 1)[0] if following and following.strip() else None
+        return ends_sentence(
+            self._last,
+            next_word=next_word,
+            previous=self._previous,
+            line_start=self._last_line_start,
+            same_line=same_line,
+        )
+
+    def _separator(self, space: str, following: str, out: list[Chunk]) -> None:
+        """A complete whitespace run (or none, between glued tokens), then `following` text."""
         newlines = space.count("\n") + space.count("\r") - space.count("\r\n")
         if self._words:
-            last = self._words[-1]
             if newlines >= 2:
                 self._emit("paragraph", out)
             elif self._length >= self.min_chars:
-                if ends_sentence(last, line_start=self._last_line_start) or (
-                    newlines == 1 and (has_terminator(last) or self._line_marked)
+                if self._ends_sentence(following, same_line=newlines == 0) or (
+                    newlines == 1 and (has_terminator(self._last) or self._line_marked)
                 ):
                     self._emit("sentence", out)
                 elif newlines == 1:
@@ -206,40 +191,43 @@ class TextSplitter:
             self._line_marked = False
 
     def _word(self, word: str, out: list[Chunk]) -> None:
-        """A complete word."""
+        """A complete token."""
         line_start, self._line_start = self._line_start, False
         if line_start:
             self._line_marked = _is_line_marker(word)
             if self._newline_pending and self._line_marked and self._words:
                 self._emit("sentence", out)
         self._newline_pending = False
+        glue = self._glue and bool(self._words)
         self._words.append(word)
-        self._length += len(word) + (1 if len(self._words) > 1 else 0)
+        self._glued.append(glue)
+        self._length += len(word) + (1 if len(self._words) > 1 and not glue else 0)
+        self._previous, self._last = self._last, word
         self._last_line_start = line_start
         while self._length > self.max_chars and len(self._words) > 1:
             self._cut(out)
         if self._length > self.max_chars:
-            self._emit("word", out)  # one word longer than max_chars goes alone, uncut
+            self._emit("word", out)  # one token longer than max_chars goes alone, uncut
 
     def _cut(self, out: list[Chunk]) -> None:
-        """Cut an over-long chunk before its last word: at the last clause mark, else there."""
-        words = self._words
-        cut = len(words) - 1
+        """Cut an over-long chunk before its last token: at the last clause mark, else there."""
+        tokens, glued = self._words, self._glued
+        cut = len(tokens) - 1
         boundary = "word"
-        for index in range(len(words) - 2, -1, -1):
-            if len(" ".join(words[: index + 1])) < self.max_chars // 3:
-                break  # a clause mark this early would leave a tiny chunk: cut between words
-            if _is_clause_end(words[index]):
+        for index in range(len(tokens) - 2, -1, -1):
+            if len(_joined(tokens[: index + 1], glued[: index + 1])) < self.max_chars // 3:
+                break  # a clause mark this early would leave a tiny chunk: cut between tokens
+            if is_clause_end(tokens[index]):
                 cut, boundary = index + 1, "clause"
                 break
-        head, self._words = words[:cut], words[cut:]
-        out.append(Chunk(" ".join(head) + " ", boundary))
-        self._length = len(" ".join(self._words))
+        out.append(Chunk(_joined(tokens[:cut], glued[:cut]) + " ", boundary))
+        self._words, self._glued = tokens[cut:], [False, *glued[cut + 1 :]]
+        self._length = len(_joined(self._words, self._glued))
 
     def _emit(self, boundary: str, out: list[Chunk]) -> None:
         if self._words:
-            out.append(Chunk(" ".join(self._words) + " ", boundary))
-        self._words = []
+            out.append(Chunk(_joined(self._words, self._glued) + " ", boundary))
+        self._words, self._glued = [], []
         self._length = 0
         self._newline_pending = False
 
@@ -257,31 +245,40 @@ def split_text(text: str, **kw: int) -> list[Chunk]:
 def _breaks(text: str, *, growing: bool) -> list[int]:
     """Indexes where a new sentence (or paragraph) starts, in increasing order.
 
-    A break sits after the whitespace that follows a sentence end, i.e. at the next word (or
+    A break sits after the whitespace that follows a sentence end, i.e. at the next token (or
     at len(text) when only whitespace follows). With `growing`, the text is a buffer that may
     still grow: a terminator at its very end counts unless it is an abbreviation or a number,
     and a single trailing newline is only a break after a terminator or a list/heading line.
     """
-    words = list(_WORD.finditer(text))
+    tokens = words(text)
     breaks: list[int] = []
     line_start = True
     line_marked = False
-    for index, match in enumerate(words):
+    for index, match in enumerate(tokens):
         word = match.group()
         if line_start:
             line_marked = _is_line_marker(word)
-        following = words[index + 1] if index + 1 < len(words) else None
-        space = text[match.end() : following.start() if following else len(text)]
-        newlines = space.count("\n")
+        following = tokens[index + 1] if index + 1 < len(tokens) else None
         nxt = following.start() if following else len(text)
+        space = text[match.end() : nxt]
+        newlines = space.count("\n")
+        previous = tokens[index - 1].group() if index else ""
         if following is None and not space:
             # the very end of the text
-            if ends_sentence(word, line_start=line_start) and not (growing and _number_at_end(word)):
+            if ends_sentence(word, previous=previous, line_start=line_start) and not (
+                growing and number_at_end(word)
+            ):
                 breaks.append(nxt)
             break
         if (
             newlines >= 2
-            or ends_sentence(word, line_start=line_start)
+            or ends_sentence(
+                word,
+                next_word=following.group() if following else None,
+                previous=previous,
+                line_start=line_start,
+                same_line=newlines == 0,
+            )
             or (newlines == 1 and (has_terminator(word) or line_marked))
             or (newlines == 1 and following is not None and _is_line_marker(following.group()))
         ):
@@ -324,11 +321,11 @@ def _cut_index(text: str, limit: int, *, clause_only: bool) -> int | None:
     Only after a clause mark if `clause_only`; `None` if there is no such place.
     """
     best = None
-    words = list(_WORD.finditer(text))
-    for match, following in itertools.pairwise(words):
-        if match.end() - words[0].start() > limit:
+    tokens = words(text)
+    for match, following in itertools.pairwise(tokens):
+        if match.end() - tokens[0].start() > limit:
             break
-        if not clause_only or _is_clause_end(match.group()):
+        if not clause_only or is_clause_end(match.group()):
             best = following.start()
     return best
 
@@ -340,10 +337,10 @@ def _cut_long(piece: str, max_chars: int) -> list[str]:
             piece, max_chars, clause_only=False
         )
         if cut is None:  # the first word alone is too long: cut after it, never inside
-            words = list(_WORD.finditer(piece))
-            if len(words) < 2:
+            tokens = words(piece)
+            if len(tokens) < 2:
                 break
-            cut = words[1].start()
+            cut = tokens[1].start()
         out.append(piece[:cut])
         piece = piece[cut:]
     out.append(piece)
@@ -371,8 +368,7 @@ def synthesis_pieces(text: str, *, first_max_chars: int = 80, max_chars: int = 3
 
 
 def _first_clause_cut(text: str) -> int | None:
-    words = list(_WORD.finditer(text))
-    for match, following in itertools.pairwise(words):
-        if _is_clause_end(match.group()):
+    for match, following in itertools.pairwise(words(text)):
+        if is_clause_end(match.group()):
             return following.start()
     return None

@@ -8,13 +8,13 @@ whitespace-delimited words with absolute times in seconds, also across chunk bou
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from elevtts.protocol import Alignment
+from elevtts.sentences import ends_sentence
 
 CUE_GAP_S = 0.7  # a pause longer than this starts a new cue
-_SENTENCE_END = ".!?…"
-_CLOSERS = "\"')]}\u00bb\u201d\u2019"
 
 
 @dataclass(frozen=True)
@@ -78,23 +78,21 @@ class SubtitleBuilder:
         self._chars = []
 
 
-def _ends_sentence(text: str) -> bool:
-    core = text.rstrip(_CLOSERS)
-    return bool(core) and core[-1] in _SENTENCE_END
-
-
 def cues(words: list[Word], *, max_chars: int = 42, max_duration_s: float = 5.0) -> list[list[Word]]:
-    """Group words into one-line cues: break after sentence ends, at pauses over 0.7 s, and
-    before a word that would make the line longer than `max_chars` or the cue longer than
-    `max_duration_s` (a cue always holds at least one word)."""
+    """Group words into one-line cues: break after sentence ends (the splitter's rule, so
+    `Dr. Smith` stays together), at pauses over 0.7 s, and before a word that would make the
+    line longer than `max_chars` or the cue longer than `max_duration_s` (a cue always holds at
+    least one word)."""
     groups: list[list[Word]] = []
     current: list[Word] = []
     length = 0
-    for word in words:
+    for index, word in enumerate(words):
         if current:
             previous = current[-1]
             if (
-                _ends_sentence(previous.text)
+                ends_sentence(
+                    previous.text, next_word=word.text, previous=words[index - 2].text if index > 1 else ""
+                )
                 or word.start_s - previous.end_s > CUE_GAP_S
                 or length + 1 + len(word.text) > max_chars
                 or word.end_s - current[0].start_s > max_duration_s
@@ -116,24 +114,38 @@ def _timestamp(seconds: float, separator: str) -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{ms:03d}"
 
 
-def _cue_lines(words: list[Word], separator: str, max_chars: int, max_duration_s: float) -> list[str]:
+def _srt_text(text: str) -> str:
+    """SRT has no escapes; an arrow in cue text would read as a timing line, so shorten it."""
+    while "-->" in text:
+        text = text.replace("-->", "->")
+    return text
+
+
+def _vtt_text(text: str) -> str:
+    """WebVTT cue text is markup: `&` and `<` start entities and tags, and `-->` may not occur."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _cue_lines(
+    words: list[Word], separator: str, max_chars: int, max_duration_s: float, escape: Callable[[str], str]
+) -> list[str]:
     blocks = []
     for group in cues(words, max_chars=max_chars, max_duration_s=max_duration_s):
         start, end = group[0].start_s, max(group[-1].end_s, group[0].start_s)
-        text = " ".join(word.text for word in group)
+        text = escape(" ".join(word.text for word in group))
         blocks.append(f"{_timestamp(start, separator)} --> {_timestamp(end, separator)}\n{text}\n")
     return blocks
 
 
 def to_srt(words: list[Word], *, max_chars: int = 42, max_duration_s: float = 5.0) -> str:
     """SubRip: numbered cues, HH:MM:SS,mmm times, a blank line after each cue."""
-    blocks = _cue_lines(words, ",", max_chars, max_duration_s)
+    blocks = _cue_lines(words, ",", max_chars, max_duration_s, _srt_text)
     return "".join(f"{number}\n{block}\n" for number, block in enumerate(blocks, start=1))
 
 
 def to_vtt(words: list[Word], *, max_chars: int = 42, max_duration_s: float = 5.0) -> str:
     """WebVTT: a `WEBVTT` header, HH:MM:SS.mmm times, a blank line between cues."""
-    blocks = _cue_lines(words, ".", max_chars, max_duration_s)
+    blocks = _cue_lines(words, ".", max_chars, max_duration_s, _vtt_text)
     return "WEBVTT\n" + "".join(f"\n{block}" for block in blocks)
 
 

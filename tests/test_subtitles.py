@@ -151,3 +151,42 @@ def test_resume_ends_the_word_or_drops_a_word_spoken_again() -> None:
     builder.resume(repeat_word=False)  # the new stream starts with a new word
     builder.add(chunk("four"), 2.0)
     assert [w.text for w in builder.finish()] == ["one", "two", "three", "four"]
+
+
+# -- one sentence rule (issue 10 item 4) and escaping (item 7) -----------------------------------
+
+
+def spoken(text: str) -> list[Word]:
+    """Words of `text`, 0.3 s each with 0.1 s gaps (never a long pause)."""
+    return [Word(word, index * 0.4, index * 0.4 + 0.3) for index, word in enumerate(text.split())]
+
+
+def cue_texts(words: list[Word], **kw: float) -> list[str]:
+    return [" ".join(word.text for word in group) for group in cues(words, **kw)]
+
+
+def test_cues_keep_abbreviations_with_their_sentence() -> None:
+    text = "Dr. Smith arrived at 3. He met Mr. J. Jones."
+    assert cue_texts(spoken(text), max_chars=80) == ["Dr. Smith arrived at 3.", "He met Mr. J. Jones."]
+
+
+def test_cues_use_the_splitters_rule_for_continuations_and_numbers() -> None:
+    text = "Wait... then go. See Fig. 3 now! Ok"
+    assert cue_texts(spoken(text), max_chars=80) == ["Wait... then go.", "See Fig. 3 now!", "Ok"]
+
+
+def test_cues_end_after_a_closing_quote_on_its_own() -> None:
+    assert cue_texts(spoken("« Oui ! » Il part."), max_chars=80) == ["« Oui ! »", "Il part."]
+
+
+def test_vtt_escapes_markup_and_never_carries_an_arrow() -> None:
+    vtt = to_vtt(spoken("AT&T loves <3 and a-->b"), max_chars=80)
+    cue_text = vtt.split("\n")[3]
+    assert cue_text == "AT&amp;T loves &lt;3 and a--&gt;b"
+    assert vtt.count("-->") == 1  # only the timing line's
+
+
+def test_srt_never_carries_an_arrow_in_cue_text() -> None:
+    srt = to_srt(spoken("a-->b and c --> d"), max_chars=80)
+    assert srt.count("-->") == 1
+    assert srt.split("\n")[2] == "a->b and c -> d"

@@ -9,22 +9,25 @@ from __future__ import annotations
 
 from elevtts.chunking import complete_sentences_end
 from elevtts.protocol import DEFAULT_SCHEDULE, SCHEDULE_MIN
+from elevtts.sentences import words
 
 # try_trigger_generation generates early once this much text is buffered.
 TRY_TRIGGER_MIN_CHARS = SCHEDULE_MIN
 
 
 def _last_word_end(text: str, *, final: bool) -> int:
-    """Index just after the last word that is known to be complete.
+    """Index just after the last token that is known to be complete.
 
-    A word is complete when whitespace follows it, or at the end of the text when `final`.
+    A token is complete when something follows it (whitespace, or in Chinese and Japanese the
+    next token after a full-width comma or stop: `sentences.WORD`), or at the end when `final`.
     """
-    end = len(text.rstrip())
-    if final or end < len(text):
-        return end
-    # The tail is a word still being typed: cut before the whitespace that precedes it.
-    cut = max(text.rfind(" ", 0, end), text.rfind("\n", 0, end), text.rfind("\t", 0, end))
-    return len(text[:cut].rstrip()) if cut > 0 else 0
+    tokens = words(text)
+    if not tokens:
+        return 0
+    if final or tokens[-1].end() < len(text):
+        return tokens[-1].end()
+    # The tail is a token still being typed: cut before it.
+    return tokens[-2].end() if len(tokens) > 1 else 0
 
 
 class TextBuffer:

@@ -9,7 +9,8 @@ A sentence ends after a token whose last characters (before closing quotes/brack
 `. ! ? …` (or `...`), or the full-width `。！？`, unless:
 - the next token is only closing quotes (French `« Oui ! »`): the sentence ends after them;
 - the next token, on the same line, starts (after opening quotes, `¿ ¡`) with a lowercase
-  letter (`Wait... then`, `"Stop!" she said`): it is a continuation;
+  letter (`Wait... then`, `"Stop!" she said`): it is a continuation; so is a full-width end
+  inside closing quotes that the sentence goes on after (Japanese `「…。」と言った`);
 - a single `.` follows an abbreviation (`Dr.`, `Inc.`, `Fig.`, `approx.`, `e.g.`, `Jan.`), a
   single capital initial (`J.`), or a list number at the start of a line (`1.`). Abbreviations
   that are also everyday words (`no`, `me`, `may`) count only before a number (`No. 5`).
@@ -130,6 +131,8 @@ def ends_sentence(
             return False  # the closing quote belongs to this sentence: it ends after the quote
         if same_line and next_word.lstrip(OPENERS)[:1].islower():
             return False  # `Wait... then`, `"Stop!" she said`
+        if core[-1] in NO_SPACE_TERMINATORS and word != core and next_word[:1] not in OPENERS:
+            return False  # `「雨です。」と言った`: the quote ends, its sentence goes on
     if core[-1] != "." or core.endswith("..."):
         return True
     return not _is_abbreviation(core[:-1].lstrip(OPENERS), next_word=next_word, line_start=line_start)

@@ -1,6 +1,9 @@
 """Strip Markdown from LLM output so it is not read aloud as asterisks.
 
-Pure and stdlib only. Block rules work per line (headings, lists, quotes, tables, rules, code
+Pure. `MarkdownStripper` (stdlib only) strips streamed text line by line;
+`strip_markdown_document` parses a whole document with markdown-it-py.
+
+For the stripper: block rules work per line (headings, lists, quotes, tables, rules, code
 fences); inline rules (emphasis, code, links, images, HTML) work within a line, so emphasis
 that spans lines is left as it is.
 
@@ -13,6 +16,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from markdown_it.token import Token
 
 _FENCE = re.compile(r" {0,3}(`{3,}|~{3,})")
 _HRULE = re.compile(r" {0,3}([-*_])[ \t]*(?:\1[ \t]*){2,}")
@@ -24,8 +31,10 @@ _REFERENCE_DEF = re.compile(r" {0,3}\[[^\]]+\]:[ \t]*\S+.*")
 
 _ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|~<>])")
 _CODE = re.compile(r"(`+)(.+?)(?<!`)\1(?!`)")
-_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
-_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
+# A link destination may hold balanced parentheses (`wiki/Foo_(bar)`) and a quoted title.
+_DESTINATION = r"\((?:[^()\s]|\([^()\s]*\))*(?:\s+(?:\"[^\"]*\"|'[^']*'|\([^()]*\)))?\s*\)"
+_IMAGE = re.compile(r"!\[([^\]]*)\]" + _DESTINATION)
+_LINK = re.compile(r"\[([^\]]+)\]" + _DESTINATION)
 _REF_LINK = re.compile(r"\[([^\]]+)\]\[[^\]]*\]")
 _FOOTNOTE = re.compile(r"\[\^[^\]]+\]")
 _AUTOLINK = re.compile(r"<((?:https?|ftp)://[^>\s]+|[^>\s@]+@[^>\s]+)>")
@@ -173,3 +182,68 @@ def strip_markdown(text: str) -> str:
     """Strip Markdown from a whole text (one `MarkdownStripper`, fed once and flushed)."""
     stripper = MarkdownStripper()
     return stripper.feed(text) + stripper.flush()
+
+
+# ---------------------------------------------------------------------------------------------
+# Whole documents: a real CommonMark parser (markdown-it-py), for `.md` files read at once
+
+
+def strip_markdown_document(text: str) -> str:
+    """The spoken text of a whole Markdown document, parsed by markdown-it-py (CommonMark plus
+    tables and strikethrough), so nesting, link URLs with parentheses, setext headings and
+    indented code read as a renderer reads them. The streaming `MarkdownStripper` stays for stdin.
+
+    Same output conventions as the stripper: blocks separated by a blank line (the lines of a
+    paragraph kept), headings, list items and table rows ended as sentences, code blocks, HTML,
+    link URLs and image sources dropped (an image speaks its alt text).
+    """
+    from markdown_it import MarkdownIt  # lazy: only whole .md files need the parser
+
+    tokens = MarkdownIt("commonmark").enable(["table", "strikethrough"]).parse(text)
+    blocks: list[str] = []  # spoken blocks, a blank line between them
+    lines: list[str] = []  # the items of the current list, or the rows of the current table
+    cells: list[str] = []  # the cells of the current table row
+    containers: list[str] = []  # the open block tokens around the current one
+    for token in tokens:
+        if token.nesting == 1:
+            containers.append(token.type)
+        elif token.nesting == -1:
+            containers.pop()
+        if token.type == "inline":
+            spoken = _inline_text(token.children or []).strip()
+            where = next((c for c in reversed(containers) if c in _SENTENCE_BLOCKS), "")
+            if where in ("th_open", "td_open"):
+                cells.append(spoken.rstrip(","))
+            elif where == "list_item_open":
+                lines.append(_end_sentence(spoken))
+            elif where == "heading_open":
+                blocks.append(_end_sentence(spoken))
+            else:
+                blocks.append(spoken)
+        elif token.type == "tr_close":
+            lines.append(_end_sentence(", ".join(cell for cell in cells if cell)))
+            cells = []
+        elif token.type in _LIST_CLOSERS and "list_item_open" not in containers:
+            blocks.append("\n".join(line for line in lines if line))
+            lines = []
+    spoken_blocks = [block for block in blocks if block]
+    return "\n\n".join(spoken_blocks) + ("\n" if spoken_blocks else "")
+
+
+_SENTENCE_BLOCKS = frozenset({"heading_open", "list_item_open", "th_open", "td_open"})
+_LIST_CLOSERS = frozenset({"bullet_list_close", "ordered_list_close", "table_close"})
+
+
+def _inline_text(children: list[Token]) -> str:
+    """The words of an inline run: text and code as written, images as their alt text."""
+    parts: list[str] = []
+    for child in children:
+        if child.type in ("text", "code_inline"):
+            parts.append(child.content)
+        elif child.type in ("softbreak", "hardbreak"):
+            parts.append("\n")
+        elif child.type == "image":
+            parts.append(_inline_text(child.children or []))
+        elif child.type == "html_inline" and _BREAK_TAG.fullmatch(child.content.strip()):
+            parts.append(" ")
+    return "".join(parts)

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from elevtts.markdown import MarkdownStripper, strip_markdown
+from elevtts.markdown import MarkdownStripper, strip_markdown, strip_markdown_document
 
 
 @pytest.mark.parametrize(
@@ -166,3 +166,81 @@ def test_any_fragmentation_gives_the_same_text() -> None:
             pos += size
         out.append(stripper.flush())
         assert "".join(out) == expected
+
+
+# -- parentheses in link URLs (issue 10 item 6) ------------------------------------------------
+
+
+@pytest.mark.parametrize("strip", [strip_markdown, strip_markdown_document])
+def test_link_url_with_parentheses_leaves_nothing_spoken(strip: object) -> None:
+    assert callable(strip)
+    source = "See [the docs](https://en.wikipedia.org/wiki/Foo_(bar)) now."
+    assert strip(source).strip() == "See the docs now."
+    image = "A ![cat (sitting)](https://x.y/cat_(1).png) here."
+    assert strip(image).strip() == "A cat (sitting) here."
+    titled = '[a](https://x.y/a_(b) "Title") b'
+    assert strip(titled).strip() == "a b"
+
+
+# -- whole documents through markdown-it-py ----------------------------------------------------
+
+FULL = """# Getting **started**
+
+Install it with `pip`, then read [the guide](https://x.y/guide_(v2)).
+Second line of the *same* paragraph.
+
+```python
+print("never spoken")
+```
+
+    indented code, never spoken
+
+- first *item*
+- second item with <b>html</b>
+
+1. numbered
+2. list
+
+> A quote.
+
+<div>raw html block</div>
+
+| Name | Age |
+|------|----:|
+| **Bob** | 42 |
+
+![diagram](d.png) and a ~~struck~~ word.
+
+---
+Setext heading
+==============
+End
+"""
+
+
+def test_document_speaks_the_words_and_no_markup() -> None:
+    spoken = strip_markdown_document(FULL)
+    for never in ("#", "**", "`", "https", "x.y", "print", "indented code", "<", ">", "|", "~~", "raw html"):
+        assert never not in spoken, never
+    paragraphs = [p.strip() for p in spoken.split("\n\n") if p.strip()]
+    assert paragraphs == [
+        "Getting started.",
+        "Install it with pip, then read the guide.\nSecond line of the same paragraph.",
+        "first item.\nsecond item with html.",
+        "numbered.\nlist.",
+        "A quote.",
+        "Name, Age.\nBob, 42.",
+        "diagram and a struck word.",
+        "Setext heading.",
+        "End",
+    ]
+
+
+def test_document_and_stream_agree_on_plain_prose() -> None:
+    text = "Hello there. This is plain, with (parentheses) and 3.14!\n\nNew paragraph."
+    assert strip_markdown_document(text).strip() == strip_markdown(text).strip()
+
+
+def test_empty_document() -> None:
+    assert strip_markdown_document("") == ""
+    assert strip_markdown_document("```\ncode only\n```\n").strip() == ""

@@ -18,6 +18,8 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from elevtts.sentences import CLAUSE_MARKS, CLOSERS, TERMINATORS
+
 if TYPE_CHECKING:
     from markdown_it.token import Token
 
@@ -51,12 +53,12 @@ _EMPHASIS = (
 )
 _LEFTOVER = re.compile(r"[*`\[\]<>]|~~|(?<!\w)_|_(?!\w)")  # signs a construct may still be open
 _PLACEHOLDER = re.compile("\ue000(\\d+)\ue001")
-_SENTENCE_END = ".!?…:;,\"')]}\u201d\u2019\u00bb"
+_PUNCTUATED = TERMINATORS + CLAUSE_MARKS + CLOSERS  # a line ending in one needs no added `.`
 
 
 def _end_sentence(text: str) -> str:
     text = text.strip()
-    if text and text[-1] not in _SENTENCE_END:
+    if text and text[-1] not in _PUNCTUATED:
         text += "."
     return text
 

@@ -16,6 +16,7 @@ import itertools
 import re
 from dataclasses import dataclass
 
+from elevtts.breaks import unfinished_tag_start
 from elevtts.sentences import (
     WORD,
     ends_sentence,
@@ -220,6 +221,7 @@ class TextSplitter:
             if is_clause_end(tokens[index]):
                 cut, boundary = index + 1, "clause"
                 break
+        cut = _outside_break_tags(tokens, glued, cut)
         out.append(Chunk(_joined(tokens[:cut], glued[:cut]) + " ", boundary))
         self._words, self._glued = tokens[cut:], [False, *glued[cut + 1 :]]
         self._length = len(_joined(self._words, self._glued))
@@ -230,6 +232,16 @@ class TextSplitter:
         self._words, self._glued = [], []
         self._length = 0
         self._newline_pending = False
+
+
+def _outside_break_tags(tokens: list[str], glued: list[bool], cut: int) -> int:
+    """Move a cut out of a `<break time="..."/>` tag (its attributes hold spaces): a half-sent
+    tag would be read aloud. Earlier if possible, else just after the tag."""
+    candidates = [*range(cut, 0, -1), *range(cut + 1, len(tokens))]
+    for candidate in candidates:
+        if unfinished_tag_start(_joined(tokens[:candidate], glued[:candidate])) is None:
+            return candidate
+    return cut
 
 
 def split_text(text: str, **kw: int) -> list[Chunk]:

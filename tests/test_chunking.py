@@ -354,3 +354,11 @@ def test_finished_sentence_waits_for_unfinished_text_abbreviations_and_newlines(
         splitter = TextSplitter()
         splitter.feed(text)
         assert splitter.finished_sentence() == [], text
+
+
+def test_over_long_cut_never_splits_a_break_tag() -> None:
+    text = 'One two three four five six <break time="1.5s"/> seven eight nine ten.'
+    chunks = split_text(text, max_chars=36)
+    assert "".join(chunk.text for chunk in chunks).split() == text.split()
+    for chunk in chunks:  # each tag arrives whole, never half-sent
+        assert chunk.text.count("<break") == chunk.text.count("/>")

@@ -75,6 +75,13 @@ def _core(word: str) -> str:
     return word.rstrip(CLOSERS)
 
 
+def ends_at_cut_mark(token: str) -> bool:
+    """True if a token ends at no-space-script punctuation (then closing quotes): a character
+    other than those that follows at once starts a new token (the `WORD` rule, char by char)."""
+    core = _core(token)
+    return bool(core) and core[-1] in NO_SPACE_TERMINATORS + NO_SPACE_CLAUSE_MARKS
+
+
 def has_terminator(word: str) -> bool:
     """True if the token ends with sentence punctuation (before any closing quotes)."""
     core = _core(word)

@@ -12,9 +12,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from elevtts.protocol import Alignment
-from elevtts.sentences import ends_sentence
+from elevtts.sentences import (
+    CLOSERS,
+    NO_SPACE_CLAUSE_MARKS,
+    NO_SPACE_TERMINATORS,
+    ends_at_cut_mark,
+    ends_sentence,
+)
 
 CUE_GAP_S = 0.7  # a pause longer than this starts a new cue
+# A stop and its closing quotes stay one word.
+_STAYS_IN_TOKEN = CLOSERS + NO_SPACE_TERMINATORS + NO_SPACE_CLAUSE_MARKS
 
 
 @dataclass(frozen=True)
@@ -22,6 +30,7 @@ class Word:
     text: str
     start_s: float
     end_s: float
+    glued: bool = False  # no space before it in the text (Chinese, Japanese): cues join it without one
 
 
 class SubtitleBuilder:
@@ -33,6 +42,7 @@ class SubtitleBuilder:
         self._start = 0.0
         self._end = 0.0
         self._last_end = 0.0  # end of the last completed word
+        self._glued = False  # the word being built follows the last one with no space
 
     def add(self, alignment: Alignment | None, offset_s: float) -> None:
         """Add one audio chunk's alignment; `offset_s` is the chunk's start in the stream."""
@@ -43,7 +53,11 @@ class SubtitleBuilder:
         ):
             if not char or char.isspace():
                 self._complete()
+                self._glued = False
                 continue
+            if self._chars and ends_at_cut_mark("".join(self._chars)) and char not in _STAYS_IN_TOKEN:
+                self._complete()  # a full-width comma or stop ended the word; no space follows
+                self._glued = True
             start = offset_s + start_ms / 1000
             end = start + max(duration_ms, 0) / 1000
             if not self._chars:
@@ -72,7 +86,7 @@ class SubtitleBuilder:
     def _complete(self) -> None:
         if not self._chars:
             return
-        word = Word("".join(self._chars), self._start, max(self._end, self._start))
+        word = Word("".join(self._chars), self._start, max(self._end, self._start), glued=self._glued)
         self._words.append(word)
         self._last_end = word.end_s
         self._chars = []
@@ -94,12 +108,12 @@ def cues(words: list[Word], *, max_chars: int = 42, max_duration_s: float = 5.0)
                     previous.text, next_word=word.text, previous=words[index - 2].text if index > 1 else ""
                 )
                 or word.start_s - previous.end_s > CUE_GAP_S
-                or length + 1 + len(word.text) > max_chars
+                or length + (0 if word.glued else 1) + len(word.text) > max_chars
                 or word.end_s - current[0].start_s > max_duration_s
             ):
                 groups.append(current)
                 current, length = [], 0
-        length += len(word.text) + (1 if current else 0)
+        length += len(word.text) + (1 if current and not word.glued else 0)
         current.append(word)
     if current:
         groups.append(current)
@@ -112,6 +126,13 @@ def _timestamp(seconds: float, separator: str) -> str:
     minutes, ms = divmod(ms, 60_000)
     secs, ms = divmod(ms, 1000)
     return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{ms:03d}"
+
+
+def _cue_text(group: list[Word]) -> str:
+    """The words of a cue, one space between them unless the text had none."""
+    return "".join(
+        word.text if index == 0 or word.glued else " " + word.text for index, word in enumerate(group)
+    )
 
 
 def _srt_text(text: str) -> str:
@@ -132,7 +153,7 @@ def _cue_lines(
     blocks = []
     for group in cues(words, max_chars=max_chars, max_duration_s=max_duration_s):
         start, end = group[0].start_s, max(group[-1].end_s, group[0].start_s)
-        text = escape(" ".join(word.text for word in group))
+        text = escape(_cue_text(group))
         blocks.append(f"{_timestamp(start, separator)} --> {_timestamp(end, separator)}\n{text}\n")
     return blocks
 

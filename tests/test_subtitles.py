@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001  (Chinese and Japanese punctuation)
 from __future__ import annotations
 
 import json
@@ -190,3 +191,22 @@ def test_srt_never_carries_an_arrow_in_cue_text() -> None:
     srt = to_srt(spoken("a-->b and c --> d"), max_chars=80)
     assert srt.count("-->") == 1
     assert srt.split("\n")[2] == "a->b and c -> d"
+
+
+# -- no-space scripts (issue 16) ---------------------------------------------------------------
+
+
+def test_chinese_words_end_at_full_width_punctuation_and_cues_keep_no_spaces() -> None:
+    builder = SubtitleBuilder()
+    builder.add(align("我们今天去公园，然后回家。你来吗？"), 0.0)
+    words = builder.finish()
+    assert [w.text for w in words] == ["我们今天去公园，", "然后回家。", "你来吗？"]
+    srt = to_srt(words)
+    assert "\n我们今天去公园，然后回家。\n" in srt
+    assert "\n你来吗？\n" in srt
+
+
+def test_japanese_quote_closing_after_a_stop_stays_with_its_word() -> None:
+    builder = SubtitleBuilder()
+    builder.add(align("「雨です。」と言った。"), 0.0)
+    assert [w.text for w in builder.finish()] == ["「雨です。」", "と言った。"]

@@ -39,6 +39,17 @@ def _is_line_marker(word: str) -> bool:
     return bool(_LIST_MARKER.fullmatch(word) or _HEADING_MARKER.fullmatch(word))
 
 
+def _next_token(raw: str, start: int) -> str | None:
+    """The token starting at `start` (or its start), once enough of it has arrived for the
+    sentence rule (`sentences.lookahead_decided`); `None` while more is needed. Reads one
+    token only, so feeding a long text stays linear."""
+    match = WORD.match(raw, start)
+    if match is None:
+        return None
+    token = match.group()
+    return token if match.end() < len(raw) or lookahead_decided(token) else None
+
+
 def _joined(tokens: list[str], glued: list[bool]) -> str:
     """Tokens joined by one space, or by nothing where the text had none (no-space scripts)."""
     return "".join(
@@ -99,9 +110,10 @@ class TextSplitter:
             if raw[pos].isspace():
                 match = _SPACE.match(raw, pos)
                 assert match is not None
-                if match.end() == len(raw) or not lookahead_decided(raw[match.end() :]):
+                following = _next_token(raw, match.end())
+                if following is None:
                     break  # the whitespace run may grow, and its meaning with it
-                self._separator(match.group(), raw[match.end() :], out)
+                self._separator(match.group(), following, out)
                 self._glue = False
                 pos = match.end()
             else:
@@ -110,12 +122,13 @@ class TextSplitter:
                 end = match.end()
                 if end == len(raw):
                     break  # a token is complete only once something follows it
-                glued = not raw[end].isspace()
-                if glued and not lookahead_decided(raw[end:]):
+                glued = not raw[end].isspace()  # no space before the next token (Chinese, Japanese)
+                following = _next_token(raw, end) if glued else None
+                if glued and following is None:
                     break
                 self._word(match.group(), out)
-                if glued:
-                    self._separator("", raw[end:], out)
+                if following is not None:
+                    self._separator("", following, out)
                 self._glue = glued
                 pos = end
         self._raw = raw[pos:]
@@ -151,7 +164,7 @@ class TextSplitter:
             for index, match in enumerate(tokens):
                 self._word(match.group(), out)
                 if index + 1 < len(tokens):
-                    self._separator("", word[match.end() :], out)
+                    self._separator("", tokens[index + 1].group(), out)
                 self._glue = True
         elif raw:
             self._separator(raw, "", out)  # trailing whitespace: a blank line still ends a paragraph
@@ -163,19 +176,19 @@ class TextSplitter:
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _ends_sentence(self, following: str | None = None, *, same_line: bool = True) -> bool:
+    def _ends_sentence(self, next_word: str | None = None, *, same_line: bool = True) -> bool:
         """The one sentence rule, after the last token."""
-        next_word = following.split(None, 1)[0] if following and following.strip() else None
         return ends_sentence(
             self._last,
-            next_word=next_word,
+            next_word=next_word or None,
             previous=self._previous,
             line_start=self._last_line_start,
             same_line=same_line,
         )
 
     def _separator(self, space: str, following: str, out: list[Chunk]) -> None:
-        """A complete whitespace run (or none, between glued tokens), then `following` text."""
+        """A complete whitespace run (or none, between glued tokens), then the next token
+        (`following`, or as much of it as decides: see `_next_token`; "" at the end)."""
         newlines = space.count("\n") + space.count("\r") - space.count("\r\n")
         if self._words:
             if newlines >= 2:

@@ -350,9 +350,14 @@ def _cut_index(text: str, limit: int, *, clause_only: bool) -> int | None:
     for match, following in itertools.pairwise(tokens):
         if match.end() - tokens[0].start() > limit:
             break
-        if not clause_only or is_clause_end(match.group()):
+        if (not clause_only or is_clause_end(match.group())) and _outside_tag(text, following.start()):
             best = following.start()
     return best
+
+
+def _outside_tag(text: str, index: int) -> bool:
+    """A cut at `index` leaves no `<break .../>` tag half in the head (it would be read aloud)."""
+    return unfinished_tag_start(text[:index]) is None
 
 
 def _cut_long(piece: str, max_chars: int) -> list[str]:
@@ -362,10 +367,10 @@ def _cut_long(piece: str, max_chars: int) -> list[str]:
             piece, max_chars, clause_only=False
         )
         if cut is None:  # the first word alone is too long: cut after it, never inside
-            tokens = words(piece)
-            if len(tokens) < 2:
+            starts = [token.start() for token in words(piece)[1:] if _outside_tag(piece, token.start())]
+            if not starts:
                 break
-            cut = tokens[1].start()
+            cut = starts[0]
         out.append(piece[:cut])
         piece = piece[cut:]
     out.append(piece)
@@ -394,6 +399,6 @@ def synthesis_pieces(text: str, *, first_max_chars: int = 80, max_chars: int = 3
 
 def _first_clause_cut(text: str) -> int | None:
     for match, following in itertools.pairwise(words(text)):
-        if is_clause_end(match.group()):
+        if is_clause_end(match.group()) and _outside_tag(text, following.start()):
             return following.start()
     return None

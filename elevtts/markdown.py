@@ -9,7 +9,8 @@ that spans lines is left as it is.
 
 Headings, list items and table rows are ended as sentences (a `.` is added when they end in
 neither punctuation nor a closing bracket/quote) so a speech splitter pauses after them.
-Fenced code blocks are dropped and leave one blank line (a paragraph break).
+Fenced code blocks are dropped and leave one blank line (a paragraph break). HTML tags go,
+except `<break time="..."/>`: a pause the synthesizer honours (see `elevtts.breaks`).
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ _REF_LINK = re.compile(r"\[([^\]]+)\]\[[^\]]*\]")
 _FOOTNOTE = re.compile(r"\[\^[^\]]+\]")
 _AUTOLINK = re.compile(r"<((?:https?|ftp)://[^>\s]+|[^>\s@]+@[^>\s]+)>")
 _COMMENT = re.compile(r"<!--.*?-->")
-_BREAK_TAG = re.compile(r"<br\s*/?>", re.IGNORECASE)
+_BREAK_TAG = re.compile(r"<br\s*/?>", re.IGNORECASE)  # an HTML line break
+_PAUSE_TAG = re.compile(r"<break\b[^<>]*>", re.IGNORECASE)  # a speech pause (elevtts.breaks)
 _TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]*)?/?>")
 _EMPHASIS = (
     re.compile(r"(\*\*\*|___)(?=\S)(.+?)(?<=\S)\1"),
@@ -79,6 +81,7 @@ def strip_inline(text: str) -> str:
     text = _REF_LINK.sub(r"\1", text)
     text = _FOOTNOTE.sub("", text)
     text = _COMMENT.sub("", text)
+    text = _PAUSE_TAG.sub(lambda m: keep(m.group()), text)  # `<break time="1s"/>` is a pause, kept
     text = _BREAK_TAG.sub(" ", text)
     text = _TAG.sub("", text)
     for pattern in _EMPHASIS:
@@ -197,7 +200,8 @@ def strip_markdown_document(text: str) -> str:
 
     Same output conventions as the stripper: blocks separated by a blank line (the lines of a
     paragraph kept), headings, list items and table rows ended as sentences, code blocks, HTML,
-    link URLs and image sources dropped (an image speaks its alt text).
+    link URLs and image sources dropped (an image speaks its alt text); `<break time="..."/>`
+    pause tags kept for the synthesizer.
     """
     from markdown_it import MarkdownIt  # lazy: only whole .md files need the parser
 
@@ -222,6 +226,8 @@ def strip_markdown_document(text: str) -> str:
                 blocks.append(_end_sentence(spoken))
             else:
                 blocks.append(spoken)
+        elif token.type == "html_block" and _only_pause_tags(token.content):
+            blocks.append(token.content.strip())  # a pause on its own line
         elif token.type == "tr_close":
             lines.append(_end_sentence(", ".join(cell for cell in cells if cell)))
             cells = []
@@ -236,6 +242,10 @@ _SENTENCE_BLOCKS = frozenset({"heading_open", "list_item_open", "th_open", "td_o
 _LIST_CLOSERS = frozenset({"bullet_list_close", "ordered_list_close", "table_close"})
 
 
+def _only_pause_tags(html: str) -> bool:
+    return bool(html.strip()) and not _PAUSE_TAG.sub("", html).strip()
+
+
 def _inline_text(children: list[Token]) -> str:
     """The words of an inline run: text and code as written, images as their alt text."""
     parts: list[str] = []
@@ -248,4 +258,6 @@ def _inline_text(children: list[Token]) -> str:
             parts.append(_inline_text(child.children or []))
         elif child.type == "html_inline" and _BREAK_TAG.fullmatch(child.content.strip()):
             parts.append(" ")
+        elif child.type == "html_inline" and _PAUSE_TAG.fullmatch(child.content.strip()):
+            parts.append(child.content)
     return "".join(parts)

@@ -362,3 +362,11 @@ def test_over_long_cut_never_splits_a_break_tag() -> None:
     assert "".join(chunk.text for chunk in chunks).split() == text.split()
     for chunk in chunks:  # each tag arrives whole, never half-sent
         assert chunk.text.count("<break") == chunk.text.count("/>")
+
+
+def test_synthesis_pieces_never_cut_inside_a_break_tag() -> None:
+    text = 'one two three four five six <break time="1.5s"/> seven eight nine ten eleven twelve.'
+    for max_chars in range(10, 60, 3):
+        pieces = synthesis_pieces(text, first_max_chars=max_chars, max_chars=max_chars)
+        assert "".join(pieces) == text
+        assert all(piece.count("<break") == piece.count("/>") for piece in pieces), pieces

@@ -244,3 +244,13 @@ def test_document_and_stream_agree_on_plain_prose() -> None:
 def test_empty_document() -> None:
     assert strip_markdown_document("") == ""
     assert strip_markdown_document("```\ncode only\n```\n").strip() == ""
+
+
+@pytest.mark.parametrize("strip", [strip_markdown, strip_markdown_document])
+def test_break_tags_survive_while_other_html_goes(strip: object) -> None:
+    assert callable(strip)
+    source = 'Wait <break time="1.5s"/> for <b>it</b>.\n\n<break time="2s" />\n\nDone.'
+    spoken = strip(source)
+    assert spoken.count('<break time="1.5s"/>') == 1
+    assert spoken.count('<break time="2s" />') == 1
+    assert "<b>" not in spoken

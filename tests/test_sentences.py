@@ -6,8 +6,9 @@ from __future__ import annotations
 import pysbd
 import pytest
 
-from elevtts.chunking import sentence_spans, split_text
+from elevtts.chunking import TextSplitter, sentence_spans, split_text, synthesis_pieces
 from elevtts.sentences import ABBREVIATIONS, ends_sentence, lookahead_decided, words
+from elevtts.server.buffer import TextBuffer
 
 # Each case is a text as its sentences. A split anywhere else is a false split: an audible pause.
 TRICKY = [
@@ -114,8 +115,6 @@ def test_streaming_lookahead_waits_past_opening_quotes() -> None:
 
 @pytest.mark.parametrize("size", [1, 2, 3, 7])
 def test_decisions_do_not_depend_on_fragmentation(size: int) -> None:
-    from elevtts.chunking import TextSplitter
-
     text = (
         " ".join(" ".join(case) for case in TRICKY)
         + " 今日は晴れです。「明日は？」と聞いた。« Oui ! » Il part."
@@ -178,8 +177,6 @@ def test_tokens_keep_words_of_spaced_scripts_whole() -> None:
 
 
 def test_schedule_cuts_chinese_at_a_comma_not_mid_phrase() -> None:
-    from elevtts.server.buffer import TextBuffer
-
     buffer = TextBuffer((12,))
     ready = buffer.add("我们今天去公园，然后去博物馆，最后回")  # 18 characters, no space anywhere
     assert ready == ["我们今天去公园，然后去博物馆，"]
@@ -187,8 +184,6 @@ def test_schedule_cuts_chinese_at_a_comma_not_mid_phrase() -> None:
 
 
 def test_synthesis_pieces_cut_japanese_at_its_punctuation() -> None:
-    from elevtts.chunking import synthesis_pieces
-
     text = "今日はとても良い天気なので、公園に行って、友達と一緒にお弁当を食べました。明日も晴れます。"
     pieces = synthesis_pieces(text, first_max_chars=12, max_chars=24)
     assert "".join(pieces) == text

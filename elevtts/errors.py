@@ -89,3 +89,11 @@ class BatchIncomplete(ElevttsError):
 
 class IncompleteAudio(ConnectionDropped):
     """The stream ended normally but brought no audio for text that has some (retried)."""
+
+
+def missing_local_extra(exc: ImportError, *, what: str, alternative: str = "") -> UsageError:
+    """A missing optional dependency: how to install it (elevtts is installed from its repository)."""
+    return UsageError(
+        f"{what} needs the 'local' extra ({exc.name} is missing): "
+        "pip install -e '.[local]' in your elevtts checkout" + (f", {alternative}" if alternative else "")
+    )

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
-from elevtts.errors import UsageError
+from elevtts.errors import UsageError, missing_local_extra
 
 if TYPE_CHECKING:
     from elevtts.client import Endpoint
@@ -81,9 +81,8 @@ async def open_endpoint(target: Target, *, voices: tuple[str, ...] = ()) -> Asyn
     try:
         from elevtts.server.app import ServerConfig, server_url, start_server
     except ImportError as exc:
-        raise UsageError(
-            f"the embedded local server needs the 'local' extra ({exc.name} is missing): "
-            "pip install 'elevtts[local]', or give --url or ELEVENLABS_API_KEY"
+        raise missing_local_extra(
+            exc, what="the embedded local server", alternative="or give --url or ELEVENLABS_API_KEY"
         ) from None
     server, app = await start_server(ServerConfig(port=0), preload=False)
     try:

@@ -25,14 +25,3 @@ def run_guarded() -> Iterator[None]:
         raise fail(exc.message, exit_code_for(exc)) from None
     except KeyboardInterrupt:
         raise fail("interrupted", ExitCode.INTERRUPTED) from None
-
-
-def missing_local_extra(exc: ImportError, *, what: str, alternative: str = "") -> ElevttsError:
-    """The message for a missing optional dependency: how to install it from this repository."""
-    from elevtts.errors import UsageError
-
-    return UsageError(
-        f"{what} needs the 'local' extra ({exc.name} is missing): "
-        "pip install -e '.[local]' in your elevtts checkout (elevtts is installed from its repository)"
-        + (f", {alternative}" if alternative else "")
-    )

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from elevtts.cli.common import fail, missing_local_extra
+from elevtts.cli.common import fail
 from elevtts.cli.exit_codes import ExitCode
 from elevtts.config import LogLevel
 
@@ -73,6 +73,7 @@ def serve(
     import os
     import ssl
 
+    from elevtts.errors import missing_local_extra
     from elevtts.redact import RedactSecrets
 
     if api_key is not None and not api_key.strip():

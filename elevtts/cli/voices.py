@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from elevtts.cli.common import missing_local_extra, run_guarded
+from elevtts.cli.common import run_guarded
 from elevtts.cli.options import ApiKeyOpt, RegionOpt, UrlOpt
 
 if TYPE_CHECKING:
@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 
 def local_voices() -> list[dict[str, Any]]:
+    from elevtts.errors import missing_local_extra
+
     try:
         from elevtts.server.engines import available_voices
     except ImportError as exc:

@@ -113,7 +113,7 @@ def load_env_file(path: Path | None = None) -> Path | None:
     Variables already set win. Returns the file read, or None when there is none.
     """
     explicit = path is not None
-    path = path if explicit else Path(ENV_FILE)
+    path = Path(ENV_FILE) if path is None else path
     if not path.is_file():
         if explicit:
             raise UsageError(f"--env-file: {path} is not a readable file")

@@ -22,7 +22,7 @@ from typing import Any, BinaryIO
 from elevtts.audio import DurationMeter
 from elevtts.chunking import Chunk, TextSplitter
 from elevtts.client import Endpoint, Session, Stream, StreamOptions, StreamStats
-from elevtts.config import SendFlush, StreamConfig, SubtitleKind
+from elevtts.config import SendFlush, StreamConfig
 from elevtts.display import Display, SilentDisplay
 from elevtts.errors import ConnectionDropped, ElevttsError, InputError, OutputError
 from elevtts.markdown import MarkdownStripper
@@ -55,7 +55,7 @@ class SendPolicy:
 class OutputPlan:
     paths: OutputPaths | None  # None: no files (audio to stdout only)
     keep_chunks: bool = False
-    subtitles: tuple[SubtitleKind, ...] = ()
+    subtitles: tuple[str, ...] = ()  # SubtitleKind values, checked by elevtts.config
     force: bool = False
     stdout: BinaryIO | None = None  # -o -: raw audio here as it arrives
     write_stats: bool = True

@@ -207,7 +207,7 @@ def _run(
     plan = OutputPlan(
         paths=paths,
         keep_chunks=keep_chunks,
-        subtitles=subtitle_kinds,  # type: ignore[arg-type]
+        subtitles=subtitle_kinds,
         force=force,
         stdout=sys.stdout.buffer if to_stdout else None,
         player=player,

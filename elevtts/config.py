@@ -15,7 +15,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Literal, get_args
 
 from elevtts.errors import UsageError
 from elevtts.formats import FormatError, OutputFormat, parse_output_format
@@ -187,17 +187,28 @@ class StreamConfig:
         url: str | None = None,
         api_key: str | None = None,
         region: Region = "global",
+        multi: bool = False,
+        voice: str | None = None,
+        model: str | None = None,
         chunk_length_schedule: str | None = None,
+        flush: FlushPolicy = "auto",
+        auto_mode: bool = False,
+        try_trigger_generation: bool = False,
+        inactivity_timeout: float = 20.0,
+        sync_alignment: bool = False,
+        language_code: str | None = None,
+        seed: int | None = None,
+        apply_text_normalization: TextNormalization = "auto",
         pronunciation_dictionary: Sequence[str] | None = None,
+        idle_flush: int = 600,
+        strip_markdown: bool | None = None,
         stability: float | None = None,
         similarity_boost: float | None = None,
         style: float | None = None,
         speaker_boost: bool | None = None,
         speed: float | None = None,
-        idle_flush: int = 600,
-        **typed: Any,
     ) -> StreamConfig:
-        """From the command line's values: the strings that need parsing are parsed here."""
+        """From the command line's values (named as the flags): what needs parsing is parsed here."""
         given = {
             "stability": stability,
             "similarity_boost": similarity_boost,
@@ -208,11 +219,22 @@ class StreamConfig:
         return cls(
             target=resolve_target(url=url, api_key=api_key, region=region),
             output_format=parse_streamable_format(output_format),
+            multi=multi,
+            voice=voice,
+            model=model,
             chunk_length_schedule=parse_schedule(chunk_length_schedule),
+            flush=flush,
+            auto_mode=auto_mode,
+            try_trigger_generation=try_trigger_generation,
+            inactivity_timeout=inactivity_timeout,
+            sync_alignment=sync_alignment,
+            language_code=language_code,
+            seed=seed,
+            apply_text_normalization=apply_text_normalization,
             pronunciation_dictionaries=parse_locators(pronunciation_dictionary),
-            voice_settings={k: v for k, v in given.items() if v is not None},
             idle_flush_ms=idle_flush,
-            **typed,
+            strip_markdown=strip_markdown,
+            voice_settings={k: v for k, v in given.items() if v is not None},
         )
 
     @property

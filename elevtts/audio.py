@@ -6,7 +6,7 @@ duration from page granule positions; PCM and G.711 from byte counts.
 
 from __future__ import annotations
 
-EXTENSIONS = {"mp3": "mp3", "pcm": "pcm", "ulaw": "ulaw", "alaw": "alaw", "opus": "opus"}
+from elevtts.formats import FormatError, OutputFormat, parse_output_format
 
 # Bitrates in kbit/s by (MPEG-1?, layer) and index 1-14.
 _BITRATES = {
@@ -19,27 +19,6 @@ _BITRATES = {
 }
 # Sample rates by version bits (3 = MPEG-1, 2 = MPEG-2, 0 = MPEG-2.5).
 _SAMPLE_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
-
-
-def codec_of(output_format: str) -> str:
-    """The codec part of an output_format ("mp3_44100_128" -> "mp3"); `ValueError` if unknown."""
-    codec = output_format.split("_", 1)[0].lower()
-    if codec not in EXTENSIONS:
-        raise ValueError(f"unknown output_format {output_format!r}")
-    return codec
-
-
-def extension_for(output_format: str) -> str:
-    """The file extension for an output_format: mp3, pcm, ulaw, alaw or opus."""
-    return EXTENSIONS[codec_of(output_format)]
-
-
-def sample_rate_of(output_format: str) -> int:
-    """The sample rate named in an output_format ("pcm_16000" -> 16000)."""
-    parts = output_format.split("_")
-    if len(parts) < 2 or not parts[1].isdigit():
-        raise ValueError(f"output_format {output_format!r} names no sample rate")
-    return int(parts[1])
 
 
 def parse_mp3_header(header: bytes) -> tuple[int, int, int, int] | None:
@@ -75,10 +54,14 @@ class DurationMeter:
     Ogg Opus: the last complete page's granule position minus the pre-skip, at 48 kHz.
     """
 
-    def __init__(self, output_format: str) -> None:
+    def __init__(self, output_format: OutputFormat | str) -> None:
+        if isinstance(output_format, str):
+            output_format = parse_output_format(output_format)
+        if not output_format.streamable:
+            raise FormatError(f"output_format {output_format.name} is not a streamed format")
         self.output_format = output_format
-        self.codec = codec_of(output_format)
-        self._rate = 0 if self.codec in ("mp3", "opus") else sample_rate_of(output_format)
+        self.codec = output_format.codec
+        self._rate = 0 if self.codec in ("mp3", "opus") else output_format.sample_rate
         self._bytes = 0
         self._samples = 0.0  # mp3: seconds so far (frames may change rate); see `seconds`
         self._buffer = b""

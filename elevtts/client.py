@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
@@ -45,10 +46,11 @@ from elevtts.protocol import (
     ErrorFrame,
     FinalFrame,
     StreamParams,
-    VoiceSettings,
     parse_server_message,
 )
 from elevtts.redact import protect_websockets_logs
+from elevtts.stats import StreamStats
+from elevtts.target import display_url
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # the service sends frames up to 16 MB
 AUTH_ERRORS = frozenset({"invalid_api_key", "unauthorized", "missing_api_key", "authentication_error"})
@@ -70,8 +72,7 @@ class Endpoint:
     @property
     def display(self) -> str:
         """The URL without query or credentials, safe to print."""
-        parts = urlsplit(self.base_url)
-        return f"{parts.scheme}://{parts.hostname}{':' + str(parts.port) if parts.port else ''}{parts.path}"
+        return display_url(self.base_url)
 
 
 @dataclass(frozen=True)
@@ -80,119 +81,10 @@ class StreamOptions:
 
     voice_id: str
     params: StreamParams = field(default_factory=StreamParams)
-    voice_settings: VoiceSettings | None = None
+    # Exactly the fields to send ({"speed": 1.1}); None sends none, so the voice's saved settings apply.
+    voice_settings: Mapping[str, float | bool] | None = None
     schedule: tuple[int, ...] | None = None
     dictionary_locators: tuple[DictionaryLocator, ...] = ()
-
-
-def _percentile(values: Sequence[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
-
-
-@dataclass
-class StreamStats:
-    """Latency and volume of one stream. Times are `time.monotonic()` seconds."""
-
-    connect_ms: float | None = None
-    started_at: float = field(default_factory=time.monotonic)
-    first_text_at: float | None = None
-    first_audio_at: float | None = None
-    finished_at: float | None = None
-    chars_sent: int = 0
-    messages_sent: int = 0
-    flushes: int = 0
-    audio_chunks: int = 0
-    audio_bytes: int = 0
-    unaligned_chunks: int = 0  # audio that came without alignment (then no resume is possible)
-    reconnects: int = 0
-    flush_latencies_ms: list[float] = field(default_factory=list)
-    # Segments closed by a flush: (non-space characters before it, when it was sent), waiting for audio.
-    _pending_flushes: list[tuple[int, float]] = field(default_factory=list)
-    _flushed_upto: int = 0
-    _spoken_chars_sent: int = 0
-    _spoken_chars_received: int = 0
-
-    def text_sent(self, text: str, *, flush: bool, now: float) -> None:
-        if text.strip() and self.first_text_at is None:
-            self.first_text_at = now
-        self.chars_sent += len(text)
-        self.messages_sent += 1
-        self._spoken_chars_sent += sum(not c.isspace() for c in text)
-        if flush:
-            self.flushes += 1
-            # A flush covers everything sent since the previous one; its latency runs to the
-            # first audio of that text.
-            already_heard = self._spoken_chars_received > self._flushed_upto
-            if self._spoken_chars_sent > self._flushed_upto and not already_heard:
-                self._pending_flushes.append((self._flushed_upto, now))
-            self._flushed_upto = self._spoken_chars_sent
-
-    def audio_received(self, frame: AudioFrame, *, now: float) -> None:
-        if self.first_audio_at is None and frame.audio:
-            self.first_audio_at = now
-        self.audio_chunks += 1
-        self.audio_bytes += len(frame.audio)
-        if frame.alignment is None:  # no alignment: the oldest waiting flush gets this audio
-            self.unaligned_chunks += 1
-            if self._pending_flushes and frame.audio:
-                _, sent_at = self._pending_flushes.pop(0)
-                self.flush_latencies_ms.append(max(0.0, (now - sent_at) * 1000))
-            return
-        self._spoken_chars_received += sum(not c.isspace() for c in frame.alignment.chars)
-        while self._pending_flushes and self._spoken_chars_received > self._pending_flushes[0][0]:
-            _, sent_at = self._pending_flushes.pop(0)
-            self.flush_latencies_ms.append(max(0.0, (now - sent_at) * 1000))
-
-    def resumed(self, confirmed: int) -> None:
-        """A new connection carries on after `confirmed` non-space characters; the rest is sent again."""
-        self.reconnects += 1
-        self._spoken_chars_sent = self._flushed_upto = self._spoken_chars_received = confirmed
-        self._pending_flushes.clear()
-
-    @property
-    def spoken_chars_confirmed(self) -> int | None:
-        """Non-space characters whose audio has arrived, by the alignment; None if unknown."""
-        return None if self.unaligned_chunks else self._spoken_chars_received
-
-    @property
-    def ttfb_ms(self) -> float | None:
-        """First text sent to first audio byte received."""
-        if self.first_text_at is None or self.first_audio_at is None:
-            return None
-        return (self.first_audio_at - self.first_text_at) * 1000
-
-    @property
-    def total_ms(self) -> float:
-        return ((self.finished_at or time.monotonic()) - self.started_at) * 1000
-
-    def summary(self) -> dict[str, Any]:
-        latencies = self.flush_latencies_ms
-        return {
-            "connect_ms": _round(self.connect_ms),
-            "ttfb_ms": _round(self.ttfb_ms),
-            "flush_latency_ms": {
-                "count": len(latencies),
-                "p50": _round(_percentile(latencies, 50)),
-                "p95": _round(_percentile(latencies, 95)),
-                "max": _round(max(latencies) if latencies else None),
-                "all": [_round(x) for x in latencies],
-            },
-            "total_ms": _round(self.total_ms),
-            "chars_sent": self.chars_sent,
-            "messages_sent": self.messages_sent,
-            "flushes": self.flushes,
-            "audio_chunks": self.audio_chunks,
-            "audio_bytes": self.audio_bytes,
-            "reconnects": self.reconnects,
-        }
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 1)
 
 
 class Stream:
@@ -316,8 +208,9 @@ class Session:
                 f" {body}" if body else ""
             )
             if status in (401, 403) and "model" not in body:
-                raise AuthenticationError(detail) from None
-            raise ConnectError(detail) from None
+                raise AuthenticationError(detail, status=status) from None
+            headers = {name: value for name, value in exc.response.headers.raw_items()}
+            raise ConnectError(detail, status=status, headers=headers) from None
         except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
             reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
             raise ConnectError(f"cannot connect to {self.endpoint.display}: {reason}") from None
@@ -339,15 +232,15 @@ class Session:
         self._streams = [s for s in self._streams if not s._final_received]
         self._streams.append(stream)
         options = self.options
-        await self._send(
-            ClientMessage(
-                text=" ",
-                voice_settings=options.voice_settings,
-                schedule=options.schedule,
-                dictionary_locators=options.dictionary_locators or None,
-                context_id=stream.context_id,
-            )
-        )
+        opener = ClientMessage(
+            text=" ",
+            schedule=options.schedule,
+            dictionary_locators=options.dictionary_locators or None,
+            context_id=stream.context_id,
+        ).to_json()
+        if options.voice_settings:
+            opener["voice_settings"] = dict(options.voice_settings)
+        await self._send(opener)
         return stream
 
     async def close_socket(self) -> None:
@@ -367,11 +260,12 @@ class Session:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
 
-    async def _send(self, message: ClientMessage) -> None:
+    async def _send(self, message: ClientMessage | dict[str, Any]) -> None:
         if self._socket is None:
             raise ConnectError("not connected")
+        text = json.dumps(message, ensure_ascii=False) if isinstance(message, dict) else message.serialize()
         try:
-            await self._socket.send(message.serialize())
+            await self._socket.send(text)
         except ConnectionClosed:
             # The reader knows why (an error frame may have come before the close).
             if self._reader is not None:

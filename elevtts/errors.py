@@ -1,70 +1,66 @@
-"""Expected failures and the exit codes they map to.
+"""Expected failures: one tree, each error carrying what a caller needs to react to it.
 
-ElevttsError                 exit_code
-  UsageError                 2   a bad option value or combination
-  InputError                 3   an input file that cannot be read
-  OutputError                4   an output directory or file that cannot be written (disk full too)
-  ConnectError               5   the server cannot be reached or refused the handshake
-  AuthenticationError        6   the API key was refused
-  ServerError                7   the server sent an error frame or closed with an error code
-    InactivityTimeout        9   the server closed the stream for inactivity
-  ConnectionDropped          8   the connection ended before the audio was complete
-    IncompleteAudio          8   the stream ended normally with no audio for text that has some
-  BatchIncomplete            10  some files of a batch failed (the others are done)
-  Interrupted                130 Ctrl-C
+ElevttsError                 the root, for the client and the server alike
+  UsageError                 a bad option value or combination
+  InputError                 an input file that cannot be read, or nothing to speak
+  OutputError                an output directory or file that cannot be written (disk full too)
+  ConnectError               the server cannot be reached or refused the handshake (`status`, `headers`)
+  AuthenticationError        the API key was refused (`status` when it was the handshake)
+  ServerError                the server sent an error frame or closed with an error code (`error`, `code`)
+    InactivityTimeout        the server closed the stream for inactivity
+  ConnectionDropped          the connection ended before the audio was complete
+    IncompleteAudio          the stream ended normally with no audio for text that has some
+  BatchIncomplete            some files of a batch failed (the others are done)
+  Interrupted                Ctrl-C or SIGTERM
+
+The library raises these and knows nothing of exit codes: the command line chooses them from the
+type (`elevtts.cli.exit_codes`).
 """
 
 from __future__ import annotations
 
-from enum import IntEnum
-
-
-class ExitCode(IntEnum):
-    OK = 0
-    USAGE = 2
-    INPUT = 3
-    OUTPUT = 4
-    CONNECT = 5
-    AUTH = 6
-    SERVER = 7
-    DROPPED = 8
-    INACTIVITY = 9
-    BATCH_INCOMPLETE = 10
-    INTERRUPTED = 130
+from collections.abc import Mapping
+from types import MappingProxyType
 
 
 class ElevttsError(Exception):
-    exit_code = ExitCode.USAGE
-
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
 
 
 class UsageError(ElevttsError):
-    exit_code = ExitCode.USAGE
+    pass
 
 
 class InputError(ElevttsError):
-    exit_code = ExitCode.INPUT
+    pass
 
 
 class OutputError(ElevttsError):
-    exit_code = ExitCode.OUTPUT
+    pass
 
 
 class ConnectError(ElevttsError):
-    exit_code = ExitCode.CONNECT
+    """`status` and `headers` are the HTTP response's when the handshake was refused, else None/empty."""
+
+    def __init__(
+        self, message: str, *, status: int | None = None, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        # Lower-case names: HTTP header names are case-insensitive.
+        self.headers: Mapping[str, str] = MappingProxyType({k.lower(): v for k, v in (headers or {}).items()})
 
 
 class AuthenticationError(ElevttsError):
-    exit_code = ExitCode.AUTH
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class ServerError(ElevttsError):
     """The server reported an error: `error` is its public name, `code` the close code."""
-
-    exit_code = ExitCode.SERVER
 
     def __init__(
         self, message: str, *, error: str = "", code: int | None = None, context_id: str | None = None
@@ -76,22 +72,28 @@ class ServerError(ElevttsError):
 
 
 class ConnectionDropped(ElevttsError):
-    exit_code = ExitCode.DROPPED
+    pass
 
 
 class InactivityTimeout(ServerError):
-    exit_code = ExitCode.INACTIVITY
+    pass
 
 
 class Interrupted(ElevttsError):
-    exit_code = ExitCode.INTERRUPTED
+    pass
 
 
 class BatchIncomplete(ElevttsError):
     """Some files of a batch failed; the others are done."""
 
-    exit_code = ExitCode.BATCH_INCOMPLETE
-
 
 class IncompleteAudio(ConnectionDropped):
     """The stream ended normally but brought no audio for text that has some (retried)."""
+
+
+def missing_local_extra(exc: ImportError, *, what: str, alternative: str = "") -> UsageError:
+    """A missing optional dependency: how to install it (elevtts is installed from its repository)."""
+    return UsageError(
+        f"{what} needs the 'local' extra ({exc.name} is missing): "
+        "pip install -e '.[local]' in your elevtts checkout" + (f", {alternative}" if alternative else "")
+    )

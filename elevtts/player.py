@@ -6,13 +6,13 @@ import asyncio
 import contextlib
 import shutil
 
-from elevtts.audio import extension_for
+from elevtts.formats import OutputFormat
 
 
-def player_command(output_format: str) -> list[str] | None:
+def player_command(output_format: OutputFormat) -> list[str] | None:
     """The first installed player that can read this format from stdin, or None."""
-    codec = extension_for(output_format)
-    rate = output_format.split("_")[1] if "_" in output_format else "44100"
+    codec = output_format.codec
+    rate = str(output_format.sample_rate)
     candidates: list[list[str]] = []
     if codec == "mp3":
         candidates = [

@@ -22,16 +22,15 @@ from typing import Any, BinaryIO
 from elevtts.audio import DurationMeter
 from elevtts.chunking import Chunk, TextSplitter
 from elevtts.client import Endpoint, Session, Stream, StreamOptions, StreamStats
+from elevtts.config import SendFlush, StreamConfig
 from elevtts.display import Display, SilentDisplay
 from elevtts.errors import ConnectionDropped, ElevttsError, InputError, OutputError
 from elevtts.markdown import MarkdownStripper
 from elevtts.output import AudioFile, ChunkWriter, OutputPaths, write_json, write_text
 from elevtts.player import Player
-from elevtts.protocol import AudioFrame
+from elevtts.protocol import AudioFrame, StreamParams
 from elevtts.subtitles import SubtitleBuilder, to_json, to_srt, to_vtt
 
-FLUSH_POLICIES = ("end", "sentence", "paragraph", "never")
-SUBTITLE_KINDS = ("srt", "vtt", "json")
 READ_SIZE = 64 * 1024
 MAX_RECONNECTS = 3  # a dropped connection is resumed this many times
 RECONNECT_DELAY_S = 0.5  # doubled at each reconnect
@@ -45,7 +44,7 @@ _FLUSH_AFTER = {
 
 @dataclass(frozen=True)
 class SendPolicy:
-    flush: str = "end"  # when to send flush: true (a final flush always happens at the end)
+    flush: SendFlush = "end"  # when to send flush: true (a final flush always happens at the end)
     try_trigger_generation: bool = False
     idle_flush_ms: int = 600  # flush buffered text when input pauses this long (0: never)
     strip_markdown: bool = False
@@ -56,7 +55,7 @@ class SendPolicy:
 class OutputPlan:
     paths: OutputPaths | None  # None: no files (audio to stdout only)
     keep_chunks: bool = False
-    subtitles: tuple[str, ...] = ()
+    subtitles: tuple[str, ...] = ()  # SubtitleKind values, checked by elevtts.config
     force: bool = False
     stdout: BinaryIO | None = None  # -o -: raw audio here as it arrives
     write_stats: bool = True
@@ -483,6 +482,36 @@ def _summary(
     return summary
 
 
+def stream_options(config: StreamConfig) -> StreamOptions:
+    """What the opener and the query string carry, from the run's configuration."""
+    params = StreamParams(
+        model_id=config.model,
+        output_format=config.output_format.name,
+        inactivity_timeout=config.inactivity_timeout,
+        sync_alignment=config.sync_alignment,
+        auto_mode=config.auto_mode,
+        language_code=config.language_code,
+        seed=config.seed,
+        apply_text_normalization=config.apply_text_normalization,
+    )
+    return StreamOptions(
+        voice_id=config.voice_id,
+        params=params,
+        voice_settings=dict(config.voice_settings) or None,
+        schedule=config.chunk_length_schedule,
+        dictionary_locators=config.pronunciation_dictionaries,
+    )
+
+
+def send_policy(config: StreamConfig, *, markdown_input: bool, streamed: bool) -> SendPolicy:
+    return SendPolicy(
+        flush=config.flush_for(streamed=streamed),
+        try_trigger_generation=config.try_trigger_generation,
+        idle_flush_ms=config.idle_flush_ms,
+        strip_markdown=config.strip_markdown_for(markdown_input=markdown_input),
+    )
+
+
 def options_for_stats(options: StreamOptions, policy: SendPolicy, target: str) -> dict[str, Any]:
     """The settings worth recording next to the audio: never a key."""
     params = asdict(options.params)
@@ -491,7 +520,7 @@ def options_for_stats(options: StreamOptions, policy: SendPolicy, target: str) -
         "target": target,
         "voice_id": options.voice_id,
         **params,
-        "voice_settings": None if options.voice_settings is None else options.voice_settings.to_json(),
+        "voice_settings": None if options.voice_settings is None else dict(options.voice_settings),
         "chunk_length_schedule": None if options.schedule is None else list(options.schedule),
         "pronunciation_dictionary_locators": [loc.to_json() for loc in options.dictionary_locators],
         "flush": policy.flush,
@@ -499,6 +528,19 @@ def options_for_stats(options: StreamOptions, policy: SendPolicy, target: str) -
         "idle_flush_ms": policy.idle_flush_ms,
         "strip_markdown": policy.strip_markdown,
     }
+
+
+def settings_for_stats(config: StreamConfig, policy: SendPolicy | None = None) -> dict[str, Any]:
+    """`options_for_stats` for a run's configuration; without a policy, the flags as given."""
+    settings = options_for_stats(
+        stream_options(config),
+        policy or send_policy(config, markdown_input=False, streamed=False),
+        config.target.description,
+    )
+    if policy is None:
+        settings.update(flush=config.flush, strip_markdown=config.strip_markdown)
+    settings["multi"] = config.multi
+    return settings
 
 
 def stdin_is_piped() -> bool:

@@ -10,12 +10,17 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
-from elevtts.client import Endpoint
-from elevtts.errors import UsageError
+from elevtts.errors import UsageError, missing_local_extra
 
-ELEVENLABS_HOSTS = {
+if TYPE_CHECKING:
+    from elevtts.client import Endpoint
+
+TargetKind = Literal["embedded", "url", "elevenlabs"]
+Region = Literal["global", "us", "eu", "in", "sg"]
+ELEVENLABS_HOSTS: dict[Region, str] = {
     "global": "wss://api.elevenlabs.io",
     "us": "wss://api.us.elevenlabs.io",
     "eu": "wss://api.eu.residency.elevenlabs.io",
@@ -28,7 +33,7 @@ ELEVENLABS_DEFAULT_VOICE = "JBFqnCBsd6RMkjVDRZzb"  # "George", the voice of Elev
 
 @dataclass(frozen=True)
 class Target:
-    kind: str  # "embedded" | "url" | "elevenlabs"
+    kind: TargetKind
     base_url: str | None = None
     api_key: str | None = field(default=None, repr=False)
 
@@ -40,10 +45,19 @@ class Target:
     def description(self) -> str:
         if self.kind == "embedded":
             return "embedded local server"
-        return Endpoint(self.base_url or "").display
+        return display_url(self.base_url or "")
 
 
-def resolve_target(*, url: str | None, api_key: str | None, region: str = "global") -> Target:
+def display_url(url: str) -> str:
+    """The URL without query or credentials, safe to print."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}{':' + str(parts.port) if parts.port else ''}{parts.path}"
+
+
+def resolve_target(*, url: str | None, api_key: str | None, region: Region = "global") -> Target:
+    """The server to talk to. `region` is checked even when it is not used, so a typo never waits."""
+    if region not in ELEVENLABS_HOSTS:
+        raise UsageError(f"--region must be one of {', '.join(ELEVENLABS_HOSTS)}, not {region!r}")
     if url:
         parts = urlsplit(url)
         if parts.scheme not in ("ws", "wss") or not parts.hostname:
@@ -52,8 +66,6 @@ def resolve_target(*, url: str | None, api_key: str | None, region: str = "globa
             raise UsageError("--url must not carry credentials or a query; use --api-key for the key")
         return Target("url", url.rstrip("/"), api_key)
     if api_key:
-        if region not in ELEVENLABS_HOSTS:
-            raise UsageError(f"--region must be one of {', '.join(ELEVENLABS_HOSTS)}, not {region!r}")
         return Target("elevenlabs", ELEVENLABS_HOSTS[region], api_key)
     return Target("embedded")
 
@@ -61,15 +73,16 @@ def resolve_target(*, url: str | None, api_key: str | None, region: str = "globa
 @contextlib.asynccontextmanager
 async def open_endpoint(target: Target, *, voices: tuple[str, ...] = ()) -> AsyncIterator[Endpoint]:
     """Yield an endpoint for the target, running the embedded server while it is in use."""
+    from elevtts.client import Endpoint
+
     if target.kind != "embedded":
         yield Endpoint(target.base_url or "", target.api_key)
         return
     try:
         from elevtts.server.app import ServerConfig, server_url, start_server
     except ImportError as exc:
-        raise UsageError(
-            f"the embedded local server needs the 'local' extra ({exc.name} is missing): "
-            "pip install 'elevtts[local]', or give --url or ELEVENLABS_API_KEY"
+        raise missing_local_extra(
+            exc, what="the embedded local server", alternative="or give --url or ELEVENLABS_API_KEY"
         ) from None
     server, app = await start_server(ServerConfig(port=0), preload=False)
     try:

@@ -6,7 +6,8 @@ import struct
 
 import pytest
 
-from elevtts.audio import DurationMeter, extension_for, parse_mp3_header
+from elevtts.audio import DurationMeter, parse_mp3_header
+from elevtts.formats import OutputFormat, parse_output_format
 
 LAME_DELAY = 1105  # encoder delay + decoder delay in samples, added by LAME at the start
 
@@ -47,7 +48,7 @@ def test_mp3_duration_from_real_frames(rate: int, kbps: int, channels: int) -> N
     mp3 = encode_mp3(rate, kbps, 1.5, channels)
     rng = random.Random(rate + kbps)
     for _ in range(3):
-        meter = DurationMeter(f"mp3_{rate}_{kbps}")
+        meter = DurationMeter(OutputFormat(f"mp3_{rate}_{kbps}", "mp3", rate, kbps))  # any MPEG rate
         feed_randomly(meter, mp3, rng)
         # LAME adds its delay and pads the last frame: at most LAME_DELAY + one frame of samples
         # (at the rate LAME chose: it resamples when the bitrate is too low for the input rate).
@@ -181,7 +182,7 @@ def test_ogg_partial_page_not_counted() -> None:
     ],
 )
 def test_extension_for(output_format: str, extension: str) -> None:
-    assert extension_for(output_format) == extension
+    assert parse_output_format(output_format).extension == extension
 
 
 @pytest.mark.parametrize("output_format", ["wav_44100", "", "pcm"])

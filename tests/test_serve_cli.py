@@ -21,7 +21,7 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 from conftest import assert_speech, decode_mp3, exchange, run
 
-from elevtts.errors import ExitCode
+from elevtts.cli.exit_codes import ExitCode
 
 REPO = Path(__file__).resolve().parents[1]
 BOS = {"text": " "}

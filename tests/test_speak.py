@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from websockets.asyncio.server import ServerConnection, serve
 
 from elevtts.cli import app
-from elevtts.errors import ExitCode
+from elevtts.cli.exit_codes import ExitCode
 
 SECRET = "sk-test-secret-never-print-me"
 
@@ -519,6 +519,19 @@ def test_flush_policy(scripted: Any, policy: str, flushes: int) -> None:
 def test_default_voice_settings_are_not_sent(scripted: Any) -> None:
     assert speak("--url", scripted.url, "-q", "Hi.").exit_code == 0
     assert scripted.messages[0] == {"text": " "}
+
+
+@pytest.mark.parametrize(
+    ("args", "sent"),
+    [
+        (["--speed", "1.1"], {"speed": 1.1}),
+        (["--stability", "0.2", "--no-speaker-boost"], {"stability": 0.2, "use_speaker_boost": False}),
+    ],
+)
+def test_only_the_voice_settings_given_are_sent(scripted: Any, args: list[str], sent: dict[str, Any]) -> None:
+    # Defaults for the others would override the voice's saved settings on the live service.
+    assert speak("--url", scripted.url, "-q", *args, "Hi.").exit_code == 0
+    assert scripted.messages[0] == {"text": " ", "voice_settings": sent}
 
 
 @pytest.mark.parametrize("scripted", ["drop"], indirect=True)

@@ -7,7 +7,7 @@ import json
 from typer.testing import CliRunner
 
 from elevtts.cli import app
-from elevtts.errors import ExitCode
+from elevtts.cli.exit_codes import ExitCode
 
 
 def test_voices_of_a_server(local_server: str) -> None:

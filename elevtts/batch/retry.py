@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+import email.utils
 import random
 import re
 from dataclasses import dataclass
@@ -10,6 +12,7 @@ from elevtts.errors import (
     AuthenticationError,
     ConnectError,
     ConnectionDropped,
+    ElevttsError,
     InactivityTimeout,
     IncompleteAudio,
     InputError,
@@ -63,6 +66,23 @@ def retry_hint(message: str) -> float | None:
     return value / 1000 if unit.startswith("m") else value
 
 
+def retry_hint_for(exc: ElevttsError) -> float | None:
+    """Seconds to wait: a refused handshake's `Retry-After` (seconds or HTTP date), else the text's hint."""
+    value = exc.headers.get("retry-after") if isinstance(exc, ConnectError) else None
+    if value:
+        value = value.strip()
+        if value.replace(".", "", 1).isdigit():
+            return float(value)
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=datetime.UTC)
+        return max(0.0, (when - datetime.datetime.now(datetime.UTC)).total_seconds())
+    return retry_hint(exc.message)
+
+
 def is_retryable(exc: BaseException) -> bool:
     """Worth another attempt: the same request might succeed later."""
     if isinstance(exc, AuthenticationError | InputError | OutputError | UsageError | InactivityTimeout):
@@ -70,10 +90,9 @@ def is_retryable(exc: BaseException) -> bool:
     if isinstance(exc, ConnectionDropped | IncompleteAudio):
         return True
     if isinstance(exc, ConnectError):
-        status = _HTTP_STATUS.search(exc.message)
-        return (
-            status is None or not 400 <= int(status.group(1)) < 500 or int(status.group(1)) in RETRYABLE_HTTP
-        )
+        found = _HTTP_STATUS.search(exc.message)
+        status = exc.status if exc.status is not None else (int(found.group(1)) if found else None)
+        return status is None or not 400 <= status < 500 or status in RETRYABLE_HTTP
     if isinstance(exc, ServerError):
         return exc.code in RETRYABLE_CLOSE_CODES or exc.error in RETRYABLE_ERRORS
     return False

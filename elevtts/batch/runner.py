@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from elevtts.audio import extension_for
 from elevtts.batch.inputs import (
     BatchInput,
     OutputLayout,
@@ -45,7 +44,7 @@ from elevtts.batch.progress import (
     FileReport,
     SilentBatchProgress,
 )
-from elevtts.batch.retry import is_retryable, retry_hint
+from elevtts.batch.retry import is_retryable, retry_hint_for
 from elevtts.client import Endpoint, StreamOptions
 from elevtts.errors import (
     AuthenticationError,
@@ -53,6 +52,7 @@ from elevtts.errors import (
     IncompleteAudio,
     OutputError,
 )
+from elevtts.formats import parse_output_format
 from elevtts.output import OutputPaths, ensure_directory
 from elevtts.speak import OutputPlan, SendPolicy, file_source, speak
 
@@ -138,7 +138,9 @@ async def run_batch(
     report = report if report is not None else BatchReport()
     report.started_at = time.monotonic()
     root = ensure_directory(plan.output_dir)
-    layout = OutputLayout(extension_for(options.params.output_format), plan.subtitles, plan.keep_chunks)
+    layout = OutputLayout(
+        parse_output_format(options.params.output_format).extension, plan.subtitles, plan.keep_chunks
+    )
     manifest_path = root / MANIFEST_NAME
     report.manifest = printable(str(manifest_path))
     with manifest_lock(root):
@@ -418,7 +420,7 @@ class _Runner:
                     file.status, file.error = FAILED, exc.message
                     self._save(entry, status=FAILED, error=exc.message)
                     return
-                delay = self.plan.backoff.delay(file.attempts, retry_hint(exc.message))
+                delay = self.plan.backoff.delay(file.attempts, retry_hint_for(exc))
                 self._save(entry, error=exc.message)
                 self.progress.file_retry(file, delay_s=delay, error=exc.message)
                 await asyncio.sleep(delay)

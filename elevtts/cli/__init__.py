@@ -1,18 +1,29 @@
-"""The `elevtts` command line: thin Typer commands over the library."""
+"""The `elevtts` command line: thin Typer commands over the library, composed here.
+
+Each command module declares a plain function and imports its library code only when it runs,
+so `elevtts --help` costs little more than Typer itself.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from elevtts import __version__
+from elevtts.cli import batch, serve, speak, voices
+from elevtts.cli.common import run_guarded
+from elevtts.cli.exit_codes import EXIT_CODES_HELP
 
 app = typer.Typer(
     name="elevtts",
     help="Streaming text to speech over the ElevenLabs stream-input WebSocket, online or fully offline.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,  # expected failures get a message and an exit code, not a traceback
+    pretty_exceptions_show_locals=False,  # and an unexpected one never prints a key
     rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
@@ -24,23 +35,32 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Show the version."
-    ),
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+    env_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--env-file",
+            metavar="PATH",
+            help="Read settings from this file instead of ./.env (the current directory's only).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Streaming text to speech over the ElevenLabs stream-input WebSocket."""
+    # Runs before the command's options are read, so their environment variables can come from .env.
+    from elevtts.config import load_env_file
+
+    with run_guarded():
+        load_env_file(env_file)
 
 
-# Importing the modules registers their commands.
-from elevtts.cli import batch as _batch  # noqa: E402,F401
-from elevtts.cli import serve as _serve  # noqa: E402,F401
-from elevtts.cli import speak as _speak  # noqa: E402,F401
-from elevtts.cli import voices as _voices  # noqa: E402,F401
+app.command(name="speak", epilog=EXIT_CODES_HELP)(speak.speak_command)
+app.command(name="batch", epilog=EXIT_CODES_HELP)(batch.batch_command)
+app.command(name="serve")(serve.serve)
+app.command(name="voices")(voices.voices)
 
 
 def main() -> None:
-    # Settings precedence: flags, then the environment, then .env (which never overrides the environment).
-    from dotenv import find_dotenv, load_dotenv
-
-    load_dotenv(find_dotenv(usecwd=True), override=False)
     app()

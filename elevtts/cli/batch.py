@@ -1,22 +1,18 @@
-"""`elevtts batch`: many files, every speak option, resumable; the library (`elevtts.batch`) does the work."""
+"""`elevtts batch`: many files, every speak option, resumable; the library (`elevtts.batch`) does the work.
+
+Only typer and the option declarations are imported here; the library when the command runs.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from elevtts.batch.inputs import DEFAULT_PATTERNS, BatchInput, discover_inputs
-from elevtts.batch.manifest import FAILED_BEFORE
-from elevtts.batch.progress import BatchPlan, BatchProgress, BatchReport, make_batch_progress
-from elevtts.batch.runner import default_jobs, run_batch
-from elevtts.cli import app
 from elevtts.cli.common import run_guarded
-from elevtts.cli.speak import (
+from elevtts.cli.options import (
     ApiKeyOpt,
     AutoModeOpt,
     DictionaryOpt,
@@ -41,19 +37,19 @@ from elevtts.cli.speak import (
     SpeakerBoostOpt,
     SpeedOpt,
     StabilityOpt,
-    StreamFlags,
     StyleOpt,
     SubtitlesOpt,
     SyncAlignmentOpt,
     TryTriggerOpt,
     UrlOpt,
     VoiceOpt,
-    flags_from,
-    parse_subtitles,
 )
-from elevtts.errors import BatchIncomplete
-from elevtts.protocol import DEFAULT_OUTPUT_FORMAT
-from elevtts.target import open_endpoint
+from elevtts.formats import DEFAULT_OUTPUT_FORMAT
+
+if TYPE_CHECKING:
+    from elevtts.batch.inputs import BatchInput
+    from elevtts.batch.progress import BatchPlan, BatchProgress, BatchReport
+    from elevtts.config import StreamConfig
 
 BATCH = "Batch"
 JOBS_HELP = (
@@ -76,25 +72,29 @@ RETRIES_HELP = (
 PathsArg = Annotated[
     list[str],
     typer.Argument(
-        help="Files, directories (searched recursively), or '-' for paths on stdin.", show_default=False
+        metavar="PATH...",
+        help="Files, directories (searched recursively), or '-' for paths on stdin.",
+        show_default=False,
     ),
 ]
 JobsOpt = Annotated[
     int | None,
-    typer.Option("--jobs", "-j", min=1, max=64, help=JOBS_HELP, show_default=False, rich_help_panel=BATCH),
+    typer.Option(
+        "--jobs", "-j", min=1, max=64, metavar="N", help=JOBS_HELP, show_default=False, rich_help_panel=BATCH
+    ),
 ]
 GlobOpt = Annotated[
-    list[str] | None, typer.Option("--glob", help=GLOB_HELP, show_default=False, rich_help_panel=BATCH)
+    list[str] | None,
+    typer.Option("--glob", metavar="PATTERN", help=GLOB_HELP, show_default=False, rich_help_panel=BATCH),
 ]
 RetryFailedOpt = Annotated[
     bool, typer.Option("--retry-failed", help=RETRY_FAILED_HELP, rich_help_panel=BATCH)
 ]
 RetriesOpt = Annotated[
-    int, typer.Option("--retries", min=0, max=20, help=RETRIES_HELP, rich_help_panel=BATCH)
+    int, typer.Option("--retries", min=0, max=20, metavar="N", help=RETRIES_HELP, rich_help_panel=BATCH)
 ]
 
 
-@app.command(name="batch")
 def batch_command(
     paths: PathsArg,
     jobs: JobsOpt = None,
@@ -137,14 +137,47 @@ def batch_command(
     Outputs mirror the input tree under --output-dir; elevtts-manifest.json there records each file.
 
     A re-run skips finished files, redoes changed and unfinished ones, and leaves earlier failures.
-
-    Exit codes: 0 all done, 10 some files failed (the rest are done), 130 interrupted (resumable).
     """
     with run_guarded():
-        flags = flags_from(locals())
+        import asyncio
+        import json
+
+        from elevtts.batch.inputs import DEFAULT_PATTERNS, discover_inputs
+        from elevtts.batch.manifest import FAILED_BEFORE
+        from elevtts.batch.progress import BatchPlan, BatchReport, make_batch_progress
+        from elevtts.batch.runner import default_jobs
+        from elevtts.config import StreamConfig, parse_subtitles
+        from elevtts.errors import BatchIncomplete
+
+        config = StreamConfig.from_flags(
+            url=url,
+            api_key=api_key,
+            region=region,
+            multi=multi,
+            voice=voice,
+            model=model,
+            output_format=output_format,
+            chunk_length_schedule=chunk_length_schedule,
+            flush=flush,
+            auto_mode=auto_mode,
+            try_trigger_generation=try_trigger_generation,
+            inactivity_timeout=inactivity_timeout,
+            sync_alignment=sync_alignment,
+            language_code=language_code,
+            seed=seed,
+            apply_text_normalization=apply_text_normalization,
+            pronunciation_dictionary=pronunciation_dictionary,
+            idle_flush=idle_flush,
+            strip_markdown=strip_markdown,
+            stability=stability,
+            similarity_boost=similarity_boost,
+            style=style,
+            speaker_boost=speaker_boost,
+            speed=speed,
+        )
         plan = BatchPlan(
             output_dir=output_dir,
-            jobs=jobs or default_jobs(flags.target.kind),
+            jobs=jobs or default_jobs(config.target.kind),
             retries=retries,
             retry_failed=retry_failed,
             force=force,
@@ -160,7 +193,7 @@ def batch_command(
         progress = make_batch_progress(quiet=quiet)
         report = BatchReport()
         try:
-            asyncio.run(_run(flags, inputs, plan, progress, report))
+            asyncio.run(_run(config, inputs, plan, progress, report))
         finally:
             if as_json and report.files:  # also after Ctrl-C or a fatal error: what was done
                 json.dump(report.to_json(), sys.stdout, indent=2, ensure_ascii=False)
@@ -179,23 +212,27 @@ def batch_command(
 
 
 async def _run(
-    flags: StreamFlags,
+    config: StreamConfig,
     inputs: list[BatchInput],
     plan: BatchPlan,
     progress: BatchProgress,
     report: BatchReport,
 ) -> BatchReport:
-    async with open_endpoint(flags.target, voices=(flags.options.voice_id,)) as endpoint:
+    from elevtts.batch.runner import run_batch
+    from elevtts.speak import send_policy, settings_for_stats, stream_options
+    from elevtts.target import open_endpoint
+
+    async with open_endpoint(config.target, voices=(config.voice_id,)) as endpoint:
         return await run_batch(
             inputs,
             endpoint=endpoint,
-            options=flags.options,
-            text_policy=flags.policy_for(markdown_input=False, streamed=False),
-            markdown_policy=flags.policy_for(markdown_input=True, streamed=False),
+            options=stream_options(config),
+            text_policy=send_policy(config, markdown_input=False, streamed=False),
+            markdown_policy=send_policy(config, markdown_input=True, streamed=False),
             plan=plan,
             progress=progress,
-            multi=flags.multi,
-            settings_for_stats=flags.settings,
-            target=flags.target.description,
+            multi=config.multi,
+            settings_for_stats=settings_for_stats(config),
+            target=config.target.description,
             report=report,
         )

@@ -1,4 +1,4 @@
-"""What every command shares: expected failures become a message on stderr and an exit code."""
+"""What every command shares: expected failures become one line on stderr and an exit code."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import typer
 
-from elevtts.errors import ElevttsError, ExitCode
+from elevtts.cli.exit_codes import ExitCode, exit_code_for
+from elevtts.errors import ElevttsError
 
 
 def fail(message: str, code: int) -> typer.Exit:
@@ -21,6 +22,6 @@ def run_guarded() -> Iterator[None]:
     try:
         yield
     except ElevttsError as exc:
-        raise fail(exc.message, exc.exit_code) from None
+        raise fail(exc.message, exit_code_for(exc)) from None
     except KeyboardInterrupt:
         raise fail("interrupted", ExitCode.INTERRUPTED) from None

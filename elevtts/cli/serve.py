@@ -1,72 +1,84 @@
-"""`elevtts serve`."""
+"""`elevtts serve`: the local server; its library is imported when the command runs."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import os
-import signal
-import ssl
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from elevtts.cli import app
-from elevtts.errors import ExitCode
-from elevtts.redact import RedactSecrets
+from elevtts.cli.common import fail
+from elevtts.cli.exit_codes import ExitCode
+from elevtts.config import LogLevel
 
 
-def _missing_local_extra(exc: ImportError) -> typer.Exit:
-    typer.echo(
-        f"elevtts: the local voices need the 'local' extra ({exc.name} is missing): "
-        "pip install 'elevtts[local]'",
-        err=True,
-    )
-    return typer.Exit(ExitCode.USAGE)
-
-
-@app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Address to listen on (loopback by default).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=0, max=65535, help="Port; 0 picks a free one.")] = 8765,
+    host: Annotated[
+        str, typer.Option(metavar="ADDRESS", help="Address to listen on (loopback by default).")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, metavar="PORT", help="Port; 0 picks a free one.")
+    ] = 8765,
     voice: Annotated[
-        list[str] | None, typer.Option("--voice", help="Serve only this voice (repeatable). Default: all.")
+        list[str] | None,
+        typer.Option("--voice", metavar="VOICE_ID", help="Serve only this voice (repeatable). Default: all."),
     ] = None,
     api_key: Annotated[
         str | None,
         typer.Option(
             envvar="ELEVTTS_SERVER_API_KEY",
+            metavar="KEY",
             help="Require this key (xi-api-key header, authorization, or first message).",
             show_default=False,
         ),
     ] = None,
     certfile: Annotated[
-        Path | None, typer.Option(exists=True, dir_okay=False, help="TLS certificate (PEM): serve wss://.")
+        Path | None,
+        typer.Option(
+            exists=True, dir_okay=False, metavar="PATH", help="TLS certificate (PEM): serve wss://."
+        ),
     ] = None,
     keyfile: Annotated[
-        Path | None, typer.Option(exists=True, dir_okay=False, help="TLS private key (PEM).")
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, metavar="PATH", help="TLS private key (PEM)."),
     ] = None,
     dictionary: Annotated[
         list[Path] | None,
         typer.Option(
-            "--dictionary", exists=True, dir_okay=False, help="W3C PLS lexicon to offer (repeatable)."
+            "--dictionary",
+            exists=True,
+            dir_okay=False,
+            metavar="PATH",
+            help="W3C PLS lexicon to offer (repeatable).",
         ),
     ] = None,
     slots: Annotated[
-        int, typer.Option(min=1, max=16, help="Pieces synthesized at once, shared by all streams.")
+        int,
+        typer.Option(min=1, max=16, metavar="N", help="Pieces synthesized at once, shared by all streams."),
     ] = 1,
     fallback_voice: Annotated[
         str | None,
         typer.Option(
+            metavar="VOICE_ID",
             help="Speak any unknown voice_id with this voice (agents configured with service voice ids). "
-            "Default: unknown ids are refused."
+            "Default: unknown ids are refused.",
         ),
     ] = None,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_level: Annotated[LogLevel, typer.Option(help="How much the server logs (on stderr).")] = "info",
 ) -> None:
     """Run a local server that speaks the stream-input and multi-stream-input protocols offline."""
+    import asyncio
+    import logging
+    import os
+    import ssl
+
+    from elevtts.errors import missing_local_extra
+    from elevtts.redact import RedactSecrets
+
+    if api_key is not None and not api_key.strip():
+        # An empty key would look like protection while it lets every client in.
+        raise fail("--api-key must not be empty (leave it out to serve without a key)", ExitCode.USAGE)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactSecrets(api_key))  # every log line, ours and the libraries'
@@ -76,7 +88,7 @@ def serve(
         from elevtts.server.dictionary import DictionaryStore, load_lexicon
         from elevtts.server.engines import available_voices
     except ImportError as exc:
-        raise _missing_local_extra(exc) from None
+        raise fail(missing_local_extra(exc, what="elevtts serve").message, ExitCode.USAGE) from None
 
     known = [v.voice_id for v in available_voices()]
     served = voice or known
@@ -151,6 +163,9 @@ def serve(
 
 async def _run_until_signal(main: Coroutine[Any, Any, None]) -> None:
     """Run `main` and cancel it cleanly on SIGTERM or SIGINT."""
+    import asyncio
+    import signal
+
     task = asyncio.ensure_future(main)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -2,33 +2,36 @@
 
 from __future__ import annotations
 
-import json
 import sys
-import urllib.error
-import urllib.request
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from elevtts.cli import app
 from elevtts.cli.common import run_guarded
-from elevtts.cli.speak import ApiKeyOpt, RegionOpt, UrlOpt
-from elevtts.errors import AuthenticationError, ConnectError, UsageError
-from elevtts.target import Target, resolve_target
+from elevtts.cli.options import ApiKeyOpt, RegionOpt, UrlOpt
+
+if TYPE_CHECKING:
+    from elevtts.target import Target
 
 
 def local_voices() -> list[dict[str, Any]]:
+    from elevtts.errors import missing_local_extra
+
     try:
         from elevtts.server.engines import available_voices
     except ImportError as exc:
-        raise UsageError(
-            f"the local voices need the 'local' extra ({exc.name} is missing): pip install 'elevtts[local]'"
-        ) from None
+        raise missing_local_extra(exc, what="the local voices") from None
     return [v.to_json() for v in available_voices()]
 
 
 def remote_voices(target: Target, *, timeout: float = 15.0) -> list[dict[str, Any]]:
     """GET /v1/voices over HTTP(S) from the server a WebSocket URL names; the key in a header."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    from elevtts.errors import AuthenticationError, ConnectError
+
     base = (target.base_url or "").replace("wss://", "https://", 1).replace("ws://", "http://", 1)
     request = urllib.request.Request(f"{base}/v1/voices", headers={"Accept": "application/json"})
     if target.api_key:
@@ -39,8 +42,14 @@ def remote_voices(target: Target, *, timeout: float = 15.0) -> list[dict[str, An
     except urllib.error.HTTPError as exc:
         exc.close()
         if exc.code in (401, 403):
-            raise AuthenticationError(f"{target.description} refused the API key (HTTP {exc.code})") from None
-        raise ConnectError(f"{target.description} answered HTTP {exc.code} for /v1/voices") from None
+            raise AuthenticationError(
+                f"{target.description} refused the API key (HTTP {exc.code})", status=exc.code
+            ) from None
+        raise ConnectError(
+            f"{target.description} answered HTTP {exc.code} for /v1/voices",
+            status=exc.code,
+            headers=dict(exc.headers.items()),
+        ) from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", None) or exc
         raise ConnectError(f"cannot list the voices of {target.description}: {reason}") from None
@@ -50,7 +59,6 @@ def remote_voices(target: Target, *, timeout: float = 15.0) -> list[dict[str, An
     return [v for v in voices if isinstance(v, dict)]
 
 
-@app.command()
 def voices(
     url: UrlOpt = None,
     api_key: ApiKeyOpt = None,
@@ -59,6 +67,10 @@ def voices(
 ) -> None:
     """List the voices: the local ones, or a server's (--url, or the live service with a key)."""
     with run_guarded():
+        import json
+
+        from elevtts.target import resolve_target
+
         target = resolve_target(url=url, api_key=api_key, region=region)
         found = local_voices() if target.kind == "embedded" else remote_voices(target)
         if as_json:

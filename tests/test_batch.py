@@ -690,3 +690,31 @@ def test_manifest_writes_run_in_a_thread_and_coalesce(tmp_path: Path) -> None:
     assert loop_thread not in book.threads
     on_disk = Manifest.load(tmp_path / MANIFEST_NAME)
     assert all(on_disk.entries[f"f{n}"].attempts == 1 for n in range(200))
+
+
+def test_a_crash_between_the_audio_and_its_stats_sidecar_is_recovered_not_redone(
+    tmp_path: Path, local_server: str
+) -> None:
+    src, out = tmp_path / "src", tmp_path / "out"
+    write(src / "a.txt", "The audio of this file was final when the batch was killed.")
+    write(src / "b.txt", "This one was still streaming.")
+    assert batch(src, "--url", local_server, *ESPEAK, "-d", out).exit_code == 0
+    # the state kill -9 leaves right after the rename of a.mp3 (running entry, no sidecar yet),
+    # and in the middle of b (running entry, only the .part file)
+    data = manifest(out)
+    for entry in data["files"].values():
+        entry.update(status="running", audio_bytes=None, stats=None)
+    (out / MANIFEST_NAME).write_text(json.dumps(data), encoding="utf-8")
+    stats_a = next(out.glob("a*.json"))
+    stats_a.unlink()
+    (out / "b.mp3").rename(out / "b.mp3.part")
+    before = _final_audio(out)
+
+    result = batch(src, "--url", local_server, *ESPEAK, "-d", out, "--json")
+    assert result.exit_code == 0, result.stderr
+    report = {Path(f["input"]).name: (f["status"], f["reason"]) for f in json.loads(result.stdout)["files"]}
+    assert report["a.txt"][0] == "skipped" and report["b.txt"] == ("done", "unfinished")
+    assert _final_audio(out)["a.mp3"] == before["a.mp3"]
+    assert statuses(out) == {"a.txt": DONE, "b.txt": DONE}
+    assert manifest(out)["files"][str(src / "a.txt")]["audio_bytes"] == (out / "a.mp3").stat().st_size
+    assert json.loads(stats_a.read_text())["ok"] is True  # the sidecar is whole again

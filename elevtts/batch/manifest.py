@@ -9,8 +9,9 @@ How a batch survives kill -9 at any moment (the order is the whole scheme):
 3. The `done` entry is written later, coalesced with other changes.
 
 A re-run that finds a `running` (or `interrupted`) entry whose hashes and name still match and
-whose final outputs are all there knows they were written by that attempt (step 1 removed any
-older ones), so it records the file as done without speaking it again. Every final file the
+whose final audio and subtitles are there knows they were written by that attempt (step 1
+removed any older ones, and the audio is renamed only after a complete stream), so it records
+the file as done without speaking it again, rewriting a stats sidecar the crash cut off. Every final file the
 batch writes has an entry (step 1 precedes step 2), so a crash never leaves "exists and is not
 in the manifest". Writes run in a worker thread (`ManifestWriter`), never on the event loop.
 """

@@ -56,7 +56,7 @@ from elevtts.errors import (
     IncompleteAudio,
     OutputError,
 )
-from elevtts.output import OutputPaths, ensure_directory
+from elevtts.output import OutputPaths, ensure_directory, write_json
 from elevtts.speak import OutputPlan, SendPolicy, file_source, speak
 
 # Files in flight by target: the embedded server shares one machine (2 cores here) and the live
@@ -129,11 +129,9 @@ def _finished_before_a_crash(job: _Job, entry: ManifestEntry, name: str, plan: B
         return False
     if any(not job.paths.subtitles(kind).exists() for kind in plan.subtitles):
         return False
-    if plan.keep_chunks and not job.paths.chunks.is_dir():
-        return False
-    if "stats" in entry.files:  # written last, and `"ok": true` only after a complete stream
-        return bool(_read_stats(job.paths.stats).get("ok"))
-    return True
+    # the audio is renamed into place only after a complete stream; the stats sidecar, written
+    # last, may be missing (or left from a failed attempt): `_recover` rewrites it
+    return not plan.keep_chunks or job.paths.chunks.is_dir()
 
 
 def _read_stats(path: Path) -> dict[str, Any]:
@@ -145,11 +143,17 @@ def _read_stats(path: Path) -> dict[str, Any]:
 
 
 def _recover(job: _Job, entry: ManifestEntry) -> None:
-    """Record as done a file found finished by `_finished_before_a_crash`."""
+    """Record as done a file found finished by `_finished_before_a_crash`; a stats sidecar the
+    crash cut off is written again with what is known (the stream's figures were lost)."""
+    size = job.paths.audio.stat().st_size
     stats = _read_stats(job.paths.stats)
+    if not stats.get("ok"):
+        stats = {"ok": True, "audio_bytes": size, "recovered": "finished before a crash; figures lost"}
+        if "stats" in entry.files:
+            write_json(job.paths.stats, stats)
     entry.status, entry.error, entry.updated_at = DONE, None, utc_now()
-    entry.audio_bytes = job.paths.audio.stat().st_size
-    entry.stats = {key: stats.get(key) for key in _SUMMARY_KEYS} if stats else None
+    entry.audio_bytes = size
+    entry.stats = {key: stats.get(key) for key in _SUMMARY_KEYS}
 
 
 def _decide(job: _Job, entry: ManifestEntry | None, name: str, plan: BatchPlan) -> str:

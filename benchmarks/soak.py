@@ -15,8 +15,8 @@ descriptors are read from /proc without the suite's own memory mixed in. Scenari
   after the connections close (targets: peak growth < 256 MB, growth after < 32 MB).
 - batch: a 400-file `elevtts batch -j 4` killed with SIGKILL at four points, then re-run:
   every file done exactly once, exit 0, every MP3 decodes.
-- reconnect: `elevtts speak` while its server is killed and restarted on the same port:
-  exit 0 and the whole text spoken.
+- reconnect: `elevtts speak` while its server is killed and, after `DOWNTIME_S`, restarted on
+  the same port: exit 0, a reconnect, and the whole text spoken.
 
 Prints each figure beside its target (PASS/FAIL), writes `benchmarks/results/soak.md`, and exits 1
 if a target failed. Loopback only; every count and wait is bounded.
@@ -49,6 +49,7 @@ RESULTS = REPO / "benchmarks" / "results" / "soak.md"
 MIB = 1024 * 1024
 MAX_MESSAGE_BYTES = 16 * MIB  # what the live service (and our server) accept
 SENTENCE = "The soak test speaks this short sentence."
+DOWNTIME_S = 1.0  # reconnect: the server is down at least this long before it is back
 
 
 @dataclass
@@ -394,6 +395,7 @@ async def reconnect(workdir: Path, scale: float) -> list[Figure]:
             await asyncio.sleep(0.01)
         killed_at = time.monotonic()
         server.stop(signal.SIGKILL)
+        await asyncio.sleep(DOWNTIME_S)  # a restart takes about this long in real life
         restarted = Server(workdir, port=port)
         back_s = time.monotonic() - killed_at
         stdout, stderr = speak.communicate(timeout=300)

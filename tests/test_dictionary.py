@@ -221,3 +221,11 @@ def test_valid_lexicons_load_in_every_encoding(tmp_path: Path, encoding: str) ->
     rest = f"{BODY}{lexeme('Zoë', 'Zoey')}{lexeme('SQL', 'sequel')}</lexicon>"
     path.write_bytes(document(encoding, rest))
     assert load_lexicon(path).rules == (("Zoë", "Zoey"), ("SQL", "sequel"))
+
+
+@pytest.mark.parametrize("declared", ["UTF-16-BE", "Shift_JIS", "no-such-encoding"])
+def test_an_encoding_the_parser_cannot_read_is_a_clear_error(tmp_path: Path, declared: str) -> None:
+    path = tmp_path / "odd.pls"
+    path.write_bytes(f'<?xml version="1.0" encoding="{declared}"?>\n{BODY}</lexicon>'.encode("utf-16-be"))
+    with pytest.raises(ValueError, match=r"^odd: cannot read this lexicon \("):
+        load_lexicon(path)

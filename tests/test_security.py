@@ -208,3 +208,32 @@ def test_speak_puts_no_piece_of_the_key_in_any_output(
         assert "xi-api-key: ***" in result.stderr  # websockets logged the header, hidden
     everything = result.stdout + result.stderr + "".join(files.values())
     assert pieces(everything, secret) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# A hostile pronunciation dictionary given to `serve` (every encoding: tests/test_dictionary.py)
+
+
+@pytest.mark.parametrize("encoding", ["UTF-8", "UTF-16BE", "UTF-16"])
+def test_serve_refuses_a_billion_laughs_dictionary_with_one_line(tmp_path: Path, encoding: str) -> None:
+    bomb = (
+        f'<?xml version="1.0" encoding="{encoding}"?>\n'
+        '<!DOCTYPE lexicon [<!ENTITY a "haha"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>\n'
+        '<lexicon version="1.0" xmlns="http://www.w3.org/2005/01/pronunciation-lexicon">'
+        "<lexeme><grapheme>x</grapheme><alias>&b;</alias></lexeme></lexicon>"
+    )
+    (tmp_path / "bomb.pls").write_bytes(bomb.encode(encoding))
+    result = subprocess.run(
+        [sys.executable, "-m", "elevtts", "serve", "--port", "0", "--dictionary", "bomb.pls"],
+        cwd=tmp_path,
+        env=clean_env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 3, result.stderr  # ExitCode.INPUT
+    assert result.stderr.strip().splitlines() == [
+        "elevtts serve: bomb.pls: bomb: DOCTYPE and ENTITY declarations are not allowed in a lexicon"
+    ]
+    assert result.stdout == ""  # never started, so no URL

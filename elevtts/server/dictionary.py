@@ -93,6 +93,8 @@ def parse_lexicon(data: bytes, *, name: str) -> Lexicon:
         raise ValueError(f"{name}: not valid UTF-32 ({exc.reason})") from None
     except ET.ParseError as exc:
         raise ValueError(f"{name}: not well-formed XML ({exc})") from None
+    except (ValueError, LookupError) as exc:  # pyexpat: a declared encoding it cannot read
+        raise ValueError(f"{name}: cannot read this lexicon ({exc})") from None
     if _local(root.tag) != "lexicon":
         raise ValueError(f"{name}: the root element must be <lexicon>, not <{_local(root.tag)}>")
     rules: list[tuple[str, str]] = []

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import exchange, run
-from test_security import BOS, EOS, KEY, clean_env, serving, stream_url
+from test_security import BOS, EOS, KEY, Served, clean_env, serving, stream_url
 
 from elevtts.redact import MIN_FRAGMENT, RedactSecrets, redact
 
@@ -80,12 +80,12 @@ def test_every_logger_hides_a_registered_key_even_split_across_arguments(
 
 
 @pytest.fixture
-def debug_server(tmp_path: Path) -> Iterator[object]:
+def debug_server(tmp_path: Path) -> Iterator[Served]:
     with serving(tmp_path, "--voice", "espeak", "--api-key", KEY, "--log-level", "debug") as server:
         yield server
 
 
-def test_a_debug_server_log_shows_no_piece_of_the_key(tmp_path: Path, debug_server: object) -> None:
+def test_a_debug_server_log_shows_no_piece_of_the_key(tmp_path: Path, debug_server: Served) -> None:
     server = debug_server
     padding = {"voice_settings": {"stability": 0.5, "similarity_boost": 0.8, "speed": 1.0}}
     attempts = [  # (query, headers, opener): long openers get elided in the frame log
@@ -118,7 +118,7 @@ app(sys.argv[1:], prog_name="elevtts")
 """
 
 
-def test_speak_at_debug_level_shows_no_piece_of_the_key(tmp_path: Path, debug_server: object) -> None:
+def test_speak_at_debug_level_shows_no_piece_of_the_key(tmp_path: Path, debug_server: Served) -> None:
     server = debug_server
     result = subprocess.run(
         [sys.executable, "-c", CLIENT_AT_DEBUG, "speak", "--url", server.url, *SPEAK, "Debugging."],

@@ -7,7 +7,8 @@ after its name, or as a bare piece with its name cut away. Two rules cover that:
 - a value after `xi-api-key`, `xi_api_key` or `authorization` (header, query or JSON; after a
   scheme such as `Bearer`) is hidden, known or not: a wrong key a client sent may be a real one;
 - a registered or already-seen key is hidden wherever `MIN_FRAGMENT` or more of its characters
-  appear in a row, so an elided frame cannot show its head or its tail.
+  appear in a row, so an elided frame cannot show its head or its tail. A logged frame's whole
+  payload (both ends of it) is read for named keys before its elided text is made.
 
 The rules run in a log-record factory, once per record and after `msg % args` (so a key split
 across arguments is seen whole), before any handler or filter of any logger sees the record.
@@ -27,6 +28,9 @@ from typing import Any
 MIN_FRAGMENT = 6  # shorter runs of a key carry too little of it to matter, and occur by chance
 MASK = "***"
 _MAX_LEARNED = 64  # keys seen after their name, remembered to hide their pieces later (bounded)
+# An elided frame shows only its first and last few dozen characters, so only a key near either
+# end can show; reading this much of each end of a payload finds it without scanning 16 MiB.
+_PAYLOAD_WINDOW = 4096
 
 _ASSIGNED = re.compile(
     r"""(?P<name>xi[-_]api[-_]key|authorization)(?P<sep>["']?\s*[:=]\s*["']?(?:[a-z]+\s+)?)"""
@@ -137,7 +141,20 @@ def _learn(text: str) -> None:
                         _learned.popitem(last=False)
 
 
+def _learn_from_payloads(args: Any) -> None:
+    """Learn keys from the whole payload of a logged frame, before its elided text is made:
+    the elided text may show a key's tail without its name."""
+    for arg in args if isinstance(args, tuple) else ():
+        data = getattr(arg, "data", arg)
+        if isinstance(data, bytes | bytearray | memoryview):
+            data = bytes(data[:_PAYLOAD_WINDOW]) + b"\n" + bytes(data[-_PAYLOAD_WINDOW:])
+            _learn(data.decode("utf-8", "replace"))
+        elif isinstance(data, str):
+            _learn(data[:_PAYLOAD_WINDOW] + "\n" + data[-_PAYLOAD_WINDOW:])
+
+
 def _redact_record(record: logging.LogRecord) -> None:
+    _learn_from_payloads(record.args)
     try:
         message = record.getMessage()
     except Exception:  # a bad format string: the handler reports it, as it would anyway

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import exchange, run
-from test_security import BOS, EOS, KEY, Served, clean_env, serving, stream_url
+from conftest import exchange, run, run_local_server
+from test_security import BOS, EOS, KEY, Served, ServerConfig, clean_env, serving, stream_url
 
 from elevtts.redact import MIN_FRAGMENT, RedactSecrets, redact
 
@@ -137,3 +138,21 @@ def test_speak_at_debug_level_shows_no_piece_of_the_key(tmp_path: Path, debug_se
     )
     assert json.loads(result.stdout)["ok"] is True
     assert fragments(outputs) == []
+
+
+def test_a_library_server_at_debug_hides_a_key_it_only_saw_in_an_elided_frame(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    key = "sk_" + secrets.token_hex(24)  # registered nowhere: the server must find it itself
+    thread, url = run_local_server(ServerConfig(port=0, api_key=key, voices=("espeak",)))
+    caplog.set_level(logging.DEBUG)
+    try:
+        padding = {"voice_settings": {"stability": 0.5, "similarity_boost": 0.8, "speed": 1.0}}
+        opener = {**BOS, **padding, "xi_api_key": key}  # long enough for websockets to elide it
+        result = run(exchange(stream_url(url), [opener, {"text": "Hi. "}, EOS]))
+    finally:
+        thread.stop()
+    assert result.close_code == 1000
+    logged = caplog.text
+    assert "< TEXT" in logged and "..." in logged  # the elided frame was logged...
+    assert fragments(logged, key) == []  # ...without the tail of the key

@@ -610,3 +610,111 @@ def test_backoff_is_jittered_exponential_capped_and_honours_hints() -> None:
         assert len(set(delays)) > 1
     assert backoff.delay(1, 7.0, rng=rng) == 7.0
     assert backoff.delay(1, 600.0, rng=rng) == 60.0
+
+
+# ---------------------------------------------------------------------------------------------
+# kill -9 at any moment
+
+
+def _final_audio(out: Path) -> dict[str, tuple[int, int]]:
+    """Every final MP3 by name, with (inode, mtime): a file rewritten later changes both."""
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.glob("*.mp3")}
+
+
+def test_a_batch_killed_at_any_moment_finishes_on_rerun_without_redoing_anything(
+    tmp_path: Path, local_server: str
+) -> None:
+    src, out = tmp_path / "src", tmp_path / "out"
+    texts = {f"f{n:03}.txt": f"Short file number {n}." for n in range(160)}
+    for name, text in texts.items():
+        write(src / name, text)
+    env = {k: v for k, v in os.environ.items() if k not in ("ELEVENLABS_API_KEY", "ELEVTTS_URL")}
+    command = [sys.executable, "-m", "elevtts", "batch", "src", "--url", local_server, *ESPEAK]
+    command += ["-d", "out", "-j", "4", "--json"]
+    # SIGKILL once 2, 6, 12 and 20 more files than before are final (each round resumes the last)
+    for more in (2, 6, 12, 20):
+        before = len(_final_audio(out)) if out.exists() else 0
+        process = subprocess.Popen(
+            command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while (len(_final_audio(out)) if out.exists() else 0) < before + more:
+                assert process.poll() is None, process.communicate()[1].decode()
+                assert time.monotonic() < deadline, "the batch made no progress"
+                time.sleep(0.005)
+        finally:
+            process.kill()
+            process.communicate()
+    finished = _final_audio(out)
+    assert len(finished) < len(texts)
+
+    result = batch(src, "--url", local_server, *ESPEAK, "-d", out, "-j", "4", "--json")
+    assert result.exit_code == 0, result.stderr
+    report = {Path(f["input"]).name: f["status"] for f in json.loads(result.stdout)["files"]}
+    expected = {f"f{n:03}.txt": "skipped" if f"f{n:03}.mp3" in finished else "done" for n in range(160)}
+    assert report == expected  # the missing files exactly, never one that was already final
+    assert statuses(out) == dict.fromkeys(texts, DONE)
+    after = _final_audio(out)
+    assert {name: after[name] for name in finished} == finished  # not rewritten
+    assert not list(out.rglob("*.part"))
+    for name in ("f000.txt", "f080.txt", "f159.txt"):
+        samples, rate = decode_mp3((out / name.replace(".txt", ".mp3")).read_bytes())
+        assert_speech(samples, rate, words=words(texts[name]))
+
+
+def test_manifest_writes_run_in_a_thread_and_coalesce(tmp_path: Path) -> None:
+    from elevtts.batch.manifest import ManifestWriter
+
+    class CountingManifest(Manifest):
+        threads: ClassVar[list[int]] = []
+
+        def save(self, data: dict[str, Any] | None = None) -> None:
+            self.threads.append(threading.get_ident())
+            super().save(data)
+
+    book = CountingManifest(tmp_path / MANIFEST_NAME)
+    for n in range(1000):
+        book.entries[f"f{n}"] = ManifestEntry(f"f{n}", f"f{n}", "c" * 64, "s" * 64, DONE)
+
+    async def burst() -> int:
+        writer = ManifestWriter(book)
+        for n in range(200):  # 200 changes in one go
+            book.entries[f"f{n}"].attempts = 1
+            writer.changed()
+        await writer.durable()
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(burst())
+    assert 1 <= len(book.threads) <= 2  # one write under way, the rest coalesced into the next
+    assert loop_thread not in book.threads
+    on_disk = Manifest.load(tmp_path / MANIFEST_NAME)
+    assert all(on_disk.entries[f"f{n}"].attempts == 1 for n in range(200))
+
+
+def test_a_crash_between_the_audio_and_its_stats_sidecar_is_recovered_not_redone(
+    tmp_path: Path, local_server: str
+) -> None:
+    src, out = tmp_path / "src", tmp_path / "out"
+    write(src / "a.txt", "The audio of this file was final when the batch was killed.")
+    write(src / "b.txt", "This one was still streaming.")
+    assert batch(src, "--url", local_server, *ESPEAK, "-d", out).exit_code == 0
+    # the state kill -9 leaves right after the rename of a.mp3 (running entry, no sidecar yet),
+    # and in the middle of b (running entry, only the .part file)
+    data = manifest(out)
+    for entry in data["files"].values():
+        entry.update(status="running", audio_bytes=None, stats=None)
+    (out / MANIFEST_NAME).write_text(json.dumps(data), encoding="utf-8")
+    stats_a = next(out.glob("a*.json"))
+    stats_a.unlink()
+    (out / "b.mp3").rename(out / "b.mp3.part")
+    before = _final_audio(out)
+
+    result = batch(src, "--url", local_server, *ESPEAK, "-d", out, "--json")
+    assert result.exit_code == 0, result.stderr
+    report = {Path(f["input"]).name: (f["status"], f["reason"]) for f in json.loads(result.stdout)["files"]}
+    assert report["a.txt"][0] == "skipped" and report["b.txt"] == ("done", "unfinished")
+    assert _final_audio(out)["a.mp3"] == before["a.mp3"]
+    assert statuses(out) == {"a.txt": DONE, "b.txt": DONE}
+    assert manifest(out)["files"][str(src / "a.txt")]["audio_bytes"] == (out / "a.mp3").stat().st_size
+    assert json.loads(stats_a.read_text())["ok"] is True  # the sidecar is whole again

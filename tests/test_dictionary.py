@@ -157,3 +157,75 @@ def test_store_apply_in_locator_order() -> None:
     assert store.apply("a", locators[::-1]) == "b"
     with pytest.raises(KeyError):
         store.apply("a", [DictionaryLocator("missing")])
+
+
+# ---------------------------------------------------------------------------------------------
+# Hostile files in every encoding: the parser refuses any DTD, whatever the bytes look like
+
+ENCODINGS = {  # name -> (bytes of a document, the encoding its declaration names)
+    "utf-8": lambda text: text.encode("utf-8"),
+    "utf-8 BOM": lambda text: text.encode("utf-8-sig"),
+    "utf-16le": lambda text: text.encode("utf-16-le"),
+    "utf-16le BOM": lambda text: b"\xff\xfe" + text.encode("utf-16-le"),
+    "utf-16be": lambda text: text.encode("utf-16-be"),
+    "utf-16be BOM": lambda text: b"\xfe\xff" + text.encode("utf-16-be"),
+    "utf-32le BOM": lambda text: b"\xff\xfe\x00\x00" + text.encode("utf-32-le"),
+    "utf-32be BOM": lambda text: b"\x00\x00\xfe\xff" + text.encode("utf-32-be"),
+    "utf-32le": lambda text: text.encode("utf-32-le"),
+    "utf-32be": lambda text: text.encode("utf-32-be"),
+}
+DECLARED = {
+    "utf-8": "UTF-8",
+    "utf-8 BOM": "UTF-8",
+    "utf-16le": "UTF-16LE",
+    "utf-16le BOM": "UTF-16",
+    "utf-16be": "UTF-16BE",
+    "utf-16be BOM": "UTF-16",
+    "utf-32le BOM": "UTF-32",
+    "utf-32be BOM": "UTF-32",
+    "utf-32le": "UTF-32LE",
+    "utf-32be": "UTF-32BE",
+}
+BODY = '<lexicon version="1.0" xmlns="http://www.w3.org/2005/01/pronunciation-lexicon">'
+HOSTILE = {
+    "billion laughs": (
+        '<!DOCTYPE lexicon [<!ENTITY a "hahahahaha"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">'
+        '<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;"><!ENTITY d "&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;">]>\n'
+        f"{BODY}<lexeme><grapheme>x</grapheme><alias>&d;</alias></lexeme></lexicon>"
+    ),
+    "external entity": (
+        '<!DOCTYPE lexicon [<!ENTITY secret SYSTEM "file:///etc/hostname">]>\n'
+        f"{BODY}<lexeme><grapheme>x</grapheme><alias>&secret;</alias></lexeme></lexicon>"
+    ),
+    "external DTD": f'<!DOCTYPE lexicon SYSTEM "http://127.0.0.1:9/pls.dtd">\n{BODY}</lexicon>',
+    "plain DOCTYPE": f"<!DOCTYPE lexicon>\n{BODY}</lexicon>",
+}
+
+
+def document(encoding: str, rest: str) -> bytes:
+    return ENCODINGS[encoding](f'<?xml version="1.0" encoding="{DECLARED[encoding]}"?>\n{rest}')
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+@pytest.mark.parametrize("attack", HOSTILE)
+def test_hostile_lexicons_are_refused_in_every_encoding(tmp_path: Path, encoding: str, attack: str) -> None:
+    path = tmp_path / "hostile.pls"
+    path.write_bytes(document(encoding, HOSTILE[attack]))
+    with pytest.raises(ValueError, match=r"^hostile: DOCTYPE and ENTITY declarations are not allowed"):
+        load_lexicon(path)
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_valid_lexicons_load_in_every_encoding(tmp_path: Path, encoding: str) -> None:
+    path = tmp_path / "fine.pls"
+    rest = f"{BODY}{lexeme('Zoë', 'Zoey')}{lexeme('SQL', 'sequel')}</lexicon>"
+    path.write_bytes(document(encoding, rest))
+    assert load_lexicon(path).rules == (("Zoë", "Zoey"), ("SQL", "sequel"))
+
+
+@pytest.mark.parametrize("declared", ["UTF-16-BE", "Shift_JIS", "no-such-encoding"])
+def test_an_encoding_the_parser_cannot_read_is_a_clear_error(tmp_path: Path, declared: str) -> None:
+    path = tmp_path / "odd.pls"
+    path.write_bytes(f'<?xml version="1.0" encoding="{declared}"?>\n{BODY}</lexicon>'.encode("utf-16-be"))
+    with pytest.raises(ValueError, match=r"^odd: cannot read this lexicon \("):
+        load_lexicon(path)

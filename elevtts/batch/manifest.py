@@ -1,10 +1,28 @@
-"""The manifest: what each input of a batch became, rewritten atomically after every change."""
+"""The manifest: what each input of a batch became, rewritten atomically after every change.
+
+How a batch survives kill -9 at any moment (the order is the whole scheme):
+
+1. Before a file is spoken, the stale outputs of its name are removed, then its `running` entry
+   (input, name, content and settings hashes) is written and fsynced: the intent is on disk.
+2. The audio is streamed into `<name>.<ext>.part` and renamed into place only when complete;
+   subtitles and then the stats sidecar (`"ok": true`) follow.
+3. The `done` entry is written later, coalesced with other changes.
+
+A re-run that finds a `running` (or `interrupted`) entry whose hashes and name still match and
+whose final audio and subtitles are there knows they were written by that attempt (step 1
+removed any older ones, and the audio is renamed only after a complete stream), so it records
+the file as done without speaking it again, rewriting a stats sidecar the crash cut off. Every final file the
+batch writes has an entry (step 1 precedes step 2), so a crash never leaves "exists and is not
+in the manifest". Writes run in a worker thread (`ManifestWriter`), never on the event loop.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -53,6 +71,7 @@ class Manifest:
         self.path = path
         self.entries: dict[str, ManifestEntry] = entries or {}
         self.settings: dict[str, dict[str, Any]] = {}  # settings hash -> the settings
+        self._save_lock = threading.Lock()  # one writer of the temporary file at a time
 
     @classmethod
     def load(cls, path: Path, *, ignore_invalid: bool = False) -> Manifest:
@@ -93,10 +112,10 @@ class Manifest:
             "files": {key: dict(vars(entry)) for key, entry in self.entries.items()},
         }
 
-    def dumps(self) -> str:
+    def dumps(self, data: dict[str, Any] | None = None) -> str:
         """The JSON text: one line per file and per settings set (readable, greppable, and fast:
-        `indent` would switch json to its pure-Python encoder)."""
-        data = self.to_json()
+        `indent` would switch json to its pure-Python encoder). `data`: a `to_json()` snapshot."""
+        data = self.to_json() if data is None else data
 
         def block(items: dict[str, Any]) -> str:
             lines = [f"    {_compact(key)}: {_compact(value)}" for key, value in items.items()]
@@ -106,10 +125,16 @@ class Manifest:
         body = [f'  "settings": {block(data["settings"])}', f'  "files": {block(data["files"])}']
         return "{\n" + ",\n".join(head + body) + "\n}\n"
 
-    def save(self) -> None:
-        """Write to a temporary file, fsync, rename: a crash leaves the old or the new manifest."""
+    def save(self, data: dict[str, Any] | None = None) -> None:
+        """Write to a temporary file, fsync, rename: a crash leaves the old or the new manifest.
+
+        `data`: a `to_json()` snapshot taken earlier (so another thread can write it)."""
         temp = self.path.with_name(self.path.name + PART_SUFFIX)
-        text = self.dumps()
+        text = self.dumps(data)
+        with self._save_lock:
+            self._write(temp, text)
+
+    def _write(self, temp: Path, text: str) -> None:
         try:
             with open(temp, "w", encoding="utf-8") as handle:
                 handle.write(text)
@@ -118,6 +143,61 @@ class Manifest:
             os.replace(temp, self.path)
         except OSError as exc:
             raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+
+
+class ManifestWriter:
+    """Writes a manifest in a worker thread, one write at a time: changes recorded while a write
+    is under way go into the next one, so a burst of changes costs one or two writes.
+
+    `changed()` records a change and returns at once; `await durable()` returns once every
+    change recorded before it is on disk. A failed write is an `OutputError`, raised by
+    `durable()` (and by `changed()` afterwards).
+    """
+
+    def __init__(self, manifest: Manifest) -> None:
+        self.manifest = manifest
+        self._recorded = 0  # changes recorded
+        self._written = 0  # changes known to be on disk
+        self._task: asyncio.Task[None] | None = None
+        self.error: OutputError | None = None
+
+    def changed(self) -> None:
+        if self.error is not None:
+            raise self.error
+        self._recorded += 1
+        self._start()
+
+    async def durable(self) -> None:
+        target = self._recorded
+        while self._written < target and self.error is None:
+            self._start()
+            assert self._task is not None
+            # shielded: a cancelled waiter must not cancel a write other waiters rely on
+            with contextlib.suppress(OutputError):
+                await asyncio.shield(self._task)
+        if self.error is not None:
+            raise self.error
+
+    def _start(self) -> None:
+        if self._task is not None and not self._task.done():
+            return  # the done callback starts the next write
+        if self._written < self._recorded and self.error is None:
+            self._task = asyncio.ensure_future(self._write())
+            self._task.add_done_callback(self._finished)
+
+    async def _write(self) -> None:
+        covered = self._recorded
+        snapshot = self.manifest.to_json()  # on the loop: entries change only here
+        try:
+            await asyncio.to_thread(self.manifest.save, snapshot)
+        except OutputError as exc:
+            self.error = self.error or exc
+            raise
+        self._written = max(self._written, covered)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is None:
+            self._start()
 
 
 def _compact(value: Any) -> str:

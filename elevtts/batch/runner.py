@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +35,7 @@ from elevtts.batch.manifest import (
     SKIPPED,
     Manifest,
     ManifestEntry,
+    ManifestWriter,
     manifest_lock,
     utc_now,
 )
@@ -53,7 +56,7 @@ from elevtts.errors import (
     OutputError,
 )
 from elevtts.formats import parse_output_format
-from elevtts.output import OutputPaths, ensure_directory
+from elevtts.output import OutputPaths, ensure_directory, write_json
 from elevtts.speak import OutputPlan, SendPolicy, file_source, speak
 
 # Files in flight by target: the embedded server shares one machine (2 cores here) and the live
@@ -75,6 +78,28 @@ class _Job:
     scan: Scan
 
 
+_SUMMARY_KEYS = ("ttfb_ms", "audio_seconds", "real_time_factor", "total_ms", "chars_sent")
+
+
+def _remove_outputs(paths: OutputPaths, plan: BatchPlan) -> bool:
+    """Remove the final files (not the chunks directory) an earlier run left under this name."""
+    removed = False
+    for path in (paths.audio, paths.stats, *(paths.subtitles(kind) for kind in plan.subtitles)):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed = True
+    return removed
+
+
+def _sync_directory(directory: Path) -> None:
+    with contextlib.suppress(OSError):  # not every platform can open a directory
+        handle = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(handle)
+        finally:
+            os.close(handle)
+
+
 def default_jobs(target_kind: str) -> int:
     return DEFAULT_JOBS.get(target_kind, 2)
 
@@ -88,6 +113,47 @@ def _outputs_present(entry: ManifestEntry, paths: OutputPaths, plan: BatchPlan) 
     if any(not paths.subtitles(kind).exists() for kind in plan.subtitles):
         return False
     return not plan.keep_chunks or paths.chunks.is_dir()
+
+
+def _finished_before_a_crash(job: _Job, entry: ManifestEntry, name: str, plan: BatchPlan) -> bool:
+    """A `running` or `interrupted` entry whose final outputs are all there: the attempt that
+    recorded it wrote them (it removed older ones first), and a crash came before `done`."""
+    if plan.force or entry.status not in (RUNNING, INTERRUPTED) or entry.name != name:
+        return False
+    if (entry.content_sha256, entry.settings_sha256) != (job.scan.sha256, job.settings_sha256):
+        return False
+    try:
+        if not job.paths.audio.stat().st_size:
+            return False
+    except OSError:
+        return False
+    if any(not job.paths.subtitles(kind).exists() for kind in plan.subtitles):
+        return False
+    # the audio is renamed into place only after a complete stream; the stats sidecar, written
+    # last, may be missing (or left from a failed attempt): `_recover` rewrites it
+    return not plan.keep_chunks or job.paths.chunks.is_dir()
+
+
+def _read_stats(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _recover(job: _Job, entry: ManifestEntry) -> None:
+    """Record as done a file found finished by `_finished_before_a_crash`; a stats sidecar the
+    crash cut off is written again with what is known (the stream's figures were lost)."""
+    size = job.paths.audio.stat().st_size
+    stats = _read_stats(job.paths.stats)
+    if not stats.get("ok"):
+        stats = {"ok": True, "audio_bytes": size, "recovered": "finished before a crash; figures lost"}
+        if "stats" in entry.files:
+            write_json(job.paths.stats, stats)
+    entry.status, entry.error, entry.updated_at = DONE, None, utc_now()
+    entry.audio_bytes = size
+    entry.stats = {key: stats.get(key) for key in _SUMMARY_KEYS}
 
 
 def _decide(job: _Job, entry: ManifestEntry | None, name: str, plan: BatchPlan) -> str:
@@ -219,6 +285,8 @@ def _prepare(
         entry = manifest.entries.get(item.key)
         try:
             check_inside(root, paths, layout)
+            if entry is not None and _finished_before_a_crash(job, entry, name, plan):
+                _recover(job, entry)
             reason = _decide(job, entry, name, plan)
         except OutputError as exc:  # unsafe or foreign output: not recorded, checked again next run
             file.status, file.error = FAILED, exc.message
@@ -284,10 +352,7 @@ class _Runner:
         self.settings_for_stats = settings_for_stats
         self.root = root
         self.fatal: ElevttsError | None = None
-        self._dirty = False
-        self._saved_at = 0.0
-        self._timer: asyncio.TimerHandle | None = None
-        self._write_error: OutputError | None = None
+        self.writer = ManifestWriter(manifest)
 
     async def run_all(self, jobs: Sequence[_Job]) -> None:
         pending = iter(jobs)
@@ -307,9 +372,7 @@ class _Runner:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            self.flush()
-        if self._write_error is not None:
-            raise self._write_error
+            await self.writer.durable()
 
     def _entry(self, job: _Job) -> ManifestEntry:
         name = job.paths.directory.relative_to(self.root).joinpath(job.paths.name).as_posix()
@@ -333,50 +396,36 @@ class _Runner:
         return printable(path.relative_to(self.root).as_posix())
 
     def _save(self, entry: ManifestEntry, **changes: Any) -> None:
-        """Record a change and write the manifest: at once, or (for big manifests, where each
-        write costs more) at most every `len/2000` seconds, capped at 1 s, so writes stay cheap."""
+        """Record a change; the writer puts it on disk soon, in its thread."""
         for key, value in changes.items():
             setattr(entry, key, value)
         entry.updated_at = utc_now()
-        if self._write_error is not None:
-            raise self._write_error
-        self._dirty = True
-        interval = min(1.0, len(self.manifest.entries) / 2000)
-        if time.monotonic() - self._saved_at >= interval:
-            self.flush()
-        elif self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(interval, self._flush_later)
+        self.writer.changed()
 
-    def flush(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._dirty:
-            self.manifest.save()
-            self._dirty = False
-            self._saved_at = time.monotonic()
-
-    def _flush_later(self) -> None:
-        self._timer = None
-        try:
-            self.flush()
-        except OutputError as exc:  # raised by the next change, or at the end
-            self._write_error = exc
+    async def _record_intent(self, job: _Job, entry: ManifestEntry) -> None:
+        """Remove the stale outputs of this name, then put the `running` entry on disk: from
+        here on, final outputs under this name can only come from this attempt."""
+        removed = await asyncio.to_thread(_remove_outputs, job.paths, self.plan)
+        self.manifest.entries[job.item.key] = entry
+        if removed:  # the removals reach the directory before the entry that relies on them
+            await asyncio.to_thread(_sync_directory, job.paths.audio.parent)
+        self.writer.changed()
+        await self.writer.durable()
 
     async def run_one(self, job: _Job) -> None:
         file = job.file
         entry = self._entry(job)
-        self.manifest.entries[job.item.key] = entry
         file.status = RUNNING
         self.progress.file_started(file)
         try:
+            await self._record_intent(job, entry)
             await self._attempts(job, entry)
         except asyncio.CancelledError:
             file.status = INTERRUPTED
             file.error = "interrupted"
-            with contextlib.suppress(OutputError):
-                self._save(entry, status=INTERRUPTED, error="interrupted")
-                self.flush()
+            if self.manifest.entries.get(job.item.key) is entry:
+                with contextlib.suppress(OutputError):
+                    self._save(entry, status=INTERRUPTED, error="interrupted")
             raise
         self.progress.file_finished(file)
 
@@ -425,13 +474,7 @@ class _Runner:
                 self.progress.file_retry(file, delay_s=delay, error=exc.message)
                 await asyncio.sleep(delay)
                 continue
-            summary = {
-                "ttfb_ms": stats.get("ttfb_ms"),
-                "audio_seconds": stats.get("audio_seconds"),
-                "real_time_factor": stats.get("real_time_factor"),
-                "total_ms": stats.get("total_ms"),
-                "chars_sent": stats.get("chars_sent"),
-            }
+            summary = {key: stats.get(key) for key in _SUMMARY_KEYS}
             file.status, file.error = DONE, None
             file.ttfb_ms, file.audio_seconds = summary["ttfb_ms"], summary["audio_seconds"]
             file.real_time_factor = summary["real_time_factor"]

@@ -1,11 +1,16 @@
 """Pronunciation dictionaries: W3C PLS lexicons applied as text aliases.
 
 Only `<alias>` entries are applied: the engines take text, so a `<phoneme>` entry without an
-alias is ignored. Files with a DOCTYPE or ENTITY declaration are refused (no entity expansion).
+alias is ignored. Files with a DOCTYPE or ENTITY declaration are refused (no entity expansion):
+the parser itself (defusedxml, `forbid_dtd=True`) refuses them as it meets them, so no guess
+about the encoding decides what is safe. expat reads UTF-8 and UTF-16 (with or without a BOM,
+from the declaration); UTF-32, which expat lacks, is recognised by the XML spec's Appendix F
+signatures and decoded first.
 """
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import re
 import xml.etree.ElementTree as ET
@@ -14,10 +19,18 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring
+
 from elevtts.protocol import DictionaryLocator
 
 PLS_NAMESPACE = "http://www.w3.org/2005/01/pronunciation-lexicon"
-_DECLARATION = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
+_UTF32_SIGNATURES = (  # XML 1.0 Appendix F: a BOM, or "<" in four bytes
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (b"\x00\x00\x00<", "utf-32-be"),
+    (b"<\x00\x00\x00", "utf-32-le"),
+)
 
 
 @dataclass(frozen=True)
@@ -62,27 +75,26 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-def _has_declaration(data: bytes) -> bool:
-    if _DECLARATION.search(data):
-        return True
-    for encoding in ("utf-16", "utf-32"):  # a declaration hidden by a wide encoding
-        try:
-            text = data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-        if _DECLARATION.search(text.encode("utf-8", "replace")):
-            return True
-    return False
+def _utf32_text(data: bytes) -> str | bytes:
+    """UTF-32 decoded to text (expat cannot read it); any other bytes as they are."""
+    for signature, encoding in _UTF32_SIGNATURES:
+        if data.startswith(signature):
+            return data.decode(encoding).removeprefix("\ufeff")
+    return data
 
 
 def parse_lexicon(data: bytes, *, name: str) -> Lexicon:
     """Parse PLS bytes; `name` gives the id (a slug of it). `ValueError` if malformed."""
-    if _has_declaration(data):
-        raise ValueError(f"{name}: DOCTYPE and ENTITY declarations are not allowed in a lexicon")
     try:
-        root = ET.fromstring(data)
+        root = fromstring(_utf32_text(data), forbid_dtd=True)
+    except DefusedXmlException:
+        raise ValueError(f"{name}: DOCTYPE and ENTITY declarations are not allowed in a lexicon") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{name}: not valid UTF-32 ({exc.reason})") from None
     except ET.ParseError as exc:
         raise ValueError(f"{name}: not well-formed XML ({exc})") from None
+    except (ValueError, LookupError) as exc:  # pyexpat: a declared encoding it cannot read
+        raise ValueError(f"{name}: cannot read this lexicon ({exc})") from None
     if _local(root.tag) != "lexicon":
         raise ValueError(f"{name}: the root element must be <lexicon>, not <{_local(root.tag)}>")
     rules: list[tuple[str, str]] = []

@@ -11,8 +11,8 @@ import pytest
 from conftest import assert_speech, decode_mp3, exchange, rms, run, run_local_server
 from websockets.asyncio.client import connect
 
+from elevtts.formats import LOCAL_FORMATS as SUPPORTED_FORMATS
 from elevtts.server.app import ServerConfig
-from elevtts.server.encode import SUPPORTED_FORMATS
 
 BOS = {"text": " "}
 EOS = {"text": ""}
@@ -380,3 +380,24 @@ def test_fallback_voice_speaks_unknown_voice_ids() -> None:
     assert result.close_code == 1000 and not result.errors
     samples, rate = decode_mp3(result.audio())
     assert_speech(samples, rate, words=3)
+
+
+def test_inactivity_never_fires_after_end_of_input(local_server: str) -> None:
+    """After `{"text": ""}` the stream only finishes: a tiny timeout must not turn it into an error.
+
+    The client reads slowly (one queued frame), so the server's close waits on it well past the
+    timeout, as a busy client's does under load.
+    """
+
+    async def scenario() -> tuple[list[dict], int | None]:
+        url = _url(local_server, inactivity_timeout="0.01", output_format="pcm_44100")
+        async with connect(url, max_queue=1, max_size=None) as ws:
+            await ws.send(json.dumps({"text": SENTENCE * 6}))
+            await ws.send(json.dumps(EOS))
+            await asyncio.sleep(1.0)
+            frames = [json.loads(m) async for m in ws]
+            return frames, ws.close_code
+
+    frames, code = run(scenario())
+    assert [f for f in frames if "error" in f] == []
+    assert code == 1000 and frames[-1] == {"isFinal": True}

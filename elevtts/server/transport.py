@@ -149,8 +149,9 @@ class Connection:
                 self.engine = await self._guard(asyncio.to_thread(get_engine, self.session.voice_id))
                 self._spawn(self._tick())
             await self._read_all()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(sender), self.connection.close_timeout or 10)
+            if self.session.closed:  # our close is under way: let the sender finish it
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(sender), self.connection.close_timeout or 10)
         finally:
             self.session.connection_lost()
             for task in [sender, *self.tasks]:

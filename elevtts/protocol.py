@@ -65,8 +65,9 @@ class ErrorName(StrEnum):
     INVALID_CHUNK_LENGTH_SCHEDULE = "invalid_chunk_length_schedule"
     INVALID_PRONUNCIATION_DICTIONARY_LOCATORS = "invalid_pronunciation_dictionary_locators"
     PRONUNCIATION_DICTIONARY_NOT_FOUND = "pronunciation_dictionary_not_found"
-    MESSAGE_TOO_BIG = "message_too_big"
-    SERVER_BUSY = "server_busy"
+    MAX_CHARACTER_LIMIT_EXCEEDED = "max_character_limit_exceeded"
+    SYSTEM_BUSY = "system_busy"
+    TOO_MANY_CONCURRENT_REQUESTS = "too_many_concurrent_requests"
     INTERNAL_ERROR = "internal_error"
 
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import urllib.request
+from typing import Any
 
 import numpy as np
 import pytest
 from conftest import assert_speech, decode_mp3, exchange, rms, run, run_local_server
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from elevtts.formats import LOCAL_FORMATS as SUPPORTED_FORMATS
 from elevtts.server.app import ServerConfig
@@ -401,3 +404,38 @@ def test_inactivity_never_fires_after_end_of_input(local_server: str) -> None:
     frames, code = run(scenario())
     assert [f for f in frames if "error" in f] == []
     assert code == 1000 and frames[-1] == {"isFinal": True}
+
+
+def test_the_key_is_checked_before_a_large_message_is_read(keyed_server: str) -> None:
+    """Issue 11 item 5: a stranger's large first message is refused before it is held."""
+    # 100 KB, nearly all of it a field the server ignores (so that speaking it takes no time)
+    large = json.dumps({"text": "Hello. ", "xi_api_key": "sesame", "padding": "x" * 100_000})
+    refused = run(exchange(_url(keyed_server), [large]))
+    assert refused.close_code == 1009
+    accepted = run(exchange(_url(keyed_server), [large, EOS], headers={"xi-api-key": "sesame"}))
+    assert accepted.close_code == 1000 and accepted.audio() and not accepted.errors
+
+
+def test_buffered_text_and_connections_are_bounded() -> None:
+    config = ServerConfig(port=0, voices=("espeak",), max_connections=1, max_buffered_chars=5000)
+    thread, url = run_local_server(config)
+
+    async def scenario() -> tuple[int | None, int, Any]:
+        async with connect(_url(url)) as first:
+            with pytest.raises(InvalidStatus) as refused:
+                async with connect(_url(url)):
+                    pass
+            await first.send(json.dumps({"text": "x" * 6000}))  # one word: all of it stays buffered
+            with contextlib.suppress(ConnectionClosed):
+                error = json.loads(await first.recv())
+            await first.wait_closed()
+            return first.close_code, refused.value.response.status_code, error
+
+    try:
+        code, status, error = run(scenario())
+        assert status == 503
+        assert (code, error["error"]) == (1009, "max_character_limit_exceeded")
+        after = run(exchange(_url(url), [{"text": "Served again. "}, EOS]))  # the slot is free again
+        assert after.close_code == 1000 and after.audio()
+    finally:
+        thread.stop()

@@ -13,6 +13,7 @@ from elevtts.protocol import Alignment, AudioFrame, ErrorFrame, FinalFrame
 from elevtts.server.alignment import TimedAlignment
 from elevtts.server.pacing import FIRST_PIECE_CHARS, MAX_PIECE_CHARS, MIN_PIECE_CHARS, Pace, Pacer, next_piece
 from elevtts.server.session import (
+    MAX_UNAUTHENTICATED_MESSAGE_BYTES,
     REMEMBERED_FINISHED_IDS,
     Abandon,
     Action,
@@ -25,6 +26,7 @@ from elevtts.server.session import (
     Session,
     SessionRules,
     Synthesize,
+    TextBudget,
 )
 
 SENTENCE = "The quick brown fox jumps over the lazy dog. "
@@ -493,3 +495,44 @@ def test_the_session_cuts_pieces_by_the_pace() -> None:
         pieces.append(wire.speak_one().text)
     assert "".join(pieces) == (SENTENCE * 8).rstrip()
     assert len(pieces) > 3 and all(len(p) <= pacer.pace("espeak").piece_chars(1.5) for p in pieces)
+
+
+# ---------------------------------------------------------------------------------------------
+# Memory bounds (issue 11 item 5)
+
+
+def test_a_connection_holding_too_much_text_is_refused() -> None:
+    rules = SessionRules(served_voices=("espeak",), max_buffered_chars=1000)
+    within = Wire(multi=False, rules=rules)
+    within.send(text="x" * 900)  # one word still being typed: all of it stays buffered
+    assert within.end is None
+    within.session.connection_lost()
+    wire = Wire(multi=False, rules=rules)
+    wire.send(text="x" * 1200)
+    assert isinstance(wire.end, Fail)
+    assert (wire.end.error.error, wire.end.error.code) == ("max_character_limit_exceeded", 1009)
+    assert rules.budget.held == 0  # a failed connection gives its share back
+
+
+def test_the_servers_text_budget_is_shared_and_given_back() -> None:
+    rules = SessionRules(served_voices=("espeak",), budget=TextBudget(1500))
+    first, second = Wire(multi=False, rules=rules), Wire(multi=False, rules=rules)
+    first.send(text="x" * 1000)  # one word still being typed: all of it stays buffered
+    assert rules.budget.held == 1000
+    second.send(text="x" * 1000)
+    assert isinstance(second.end, Fail)
+    assert (second.end.error.error, second.end.error.code) == ("system_busy", 1013)
+    assert first.end is None  # the connection already served is not degraded
+    first.send(text="")
+    first.speak_all()
+    first.session.connection_lost()
+    assert rules.budget.held == 0
+
+
+def test_before_the_key_only_small_messages_are_read() -> None:
+    rules = SessionRules(served_voices=("espeak",), api_key="sesame")
+    wire = Wire(rules=rules)
+    assert wire.session.max_message_bytes == MAX_UNAUTHENTICATED_MESSAGE_BYTES
+    wire.send(text=" ", xi_api_key="sesame")
+    assert wire.session.max_message_bytes == rules.max_message_bytes
+    assert Wire().session.max_message_bytes == rules.max_message_bytes  # no key needed: no limit

@@ -43,8 +43,11 @@ def endpoint(path: str) -> WebSocketRoute | None:
     return None
 
 
-def route(path: str, *, voices: Callable[[], list[dict[str, Any]]]) -> WebSocketRoute | JsonResponse:
-    """Where a request goes; `voices` lists the served voices (only called for `/v1/voices`)."""
+def route(
+    path: str, *, voices: Callable[[], list[dict[str, Any]]], full: bool = False
+) -> WebSocketRoute | JsonResponse:
+    """Where a request goes; `voices` lists the served voices (only called for `/v1/voices`);
+    `full`: the server has as many connections as it takes."""
     plain = urlsplit(path).path.rstrip("/")
     if plain == "/v1/voices":
         return JsonResponse(HTTPStatus.OK, {"voices": voices()})
@@ -57,4 +60,7 @@ def route(path: str, *, voices: Callable[[], list[dict[str, Any]]]) -> WebSocket
     if model in MODELS_WITHOUT_WEBSOCKET:
         message = f"model {model} is not available over WebSockets"
         return JsonResponse(HTTPStatus.FORBIDDEN, _detail("model_not_allowed", message))
+    if full:
+        message = "the server has as many connections as it takes; try again later"
+        return JsonResponse(HTTPStatus.SERVICE_UNAVAILABLE, _detail("too_many_concurrent_requests", message))
     return target

@@ -42,6 +42,7 @@ from elevtts.protocol import (
     DEFAULT_CONTEXT_ID,
     MAX_CONTEXTS,
     MAX_CONTEXTS_MESSAGE,
+    MAX_MESSAGE_BYTES,
     AudioFrame,
     AuthError,
     ClientMessage,
@@ -62,6 +63,11 @@ from elevtts.server.pacing import Pacer, next_piece
 
 # Ids of freed contexts remembered so a late keep-alive or close for them stays a no-op.
 REMEMBERED_FINISHED_IDS = 64
+# Memory bounds: text held (buffered, queued, not yet synthesized) per connection and by every
+# connection together; and the largest message read before the key is known.
+MAX_BUFFERED_CHARS = 2_000_000
+MAX_TOTAL_BUFFERED_CHARS = 16_000_000
+MAX_UNAUTHENTICATED_MESSAGE_BYTES = 64 * 1024
 INTERNAL_ERROR_MESSAGE = "We are sorry, something went wrong. You are not charged for this request."
 
 
@@ -197,6 +203,14 @@ class _Live:
     done: bool = False
 
 
+class TextBudget:
+    """The text every connection holds, against one limit (one per server)."""
+
+    def __init__(self, limit: int = MAX_TOTAL_BUFFERED_CHARS) -> None:
+        self.limit = limit
+        self.held = 0
+
+
 @dataclass
 class SessionRules:
     """What the server decides for every connection."""
@@ -205,6 +219,9 @@ class SessionRules:
     fallback_voice: str | None = None
     api_key: str | None = field(default=None, repr=False)
     dictionaries: DictionaryStore = field(default_factory=DictionaryStore)
+    max_message_bytes: int = MAX_MESSAGE_BYTES
+    max_buffered_chars: int = MAX_BUFFERED_CHARS
+    budget: TextBudget = field(default_factory=TextBudget)  # shared by every session of a server
 
 
 class Session:
@@ -225,6 +242,7 @@ class Session:
         self._tickets: dict[int, _Live] = {}
         self._finished_ids: OrderedDict[str | None, None] = OrderedDict()
         self._keys = count(1)
+        self._held = 0  # this session's share of the text budget
 
     # -- events ------------------------------------------------------------------------------
 
@@ -262,6 +280,7 @@ class Session:
             if not self.authenticated:
                 self._verify_message_key(message)
             actions = self._on_multi(message, now) if self.multi else self._on_single(message, now)
+            self._check_memory()
         except ProtocolError as exc:
             return self._fail(exc)
         return actions + self._close_if_ended()
@@ -283,7 +302,9 @@ class Session:
         if live is None or self.closed:
             return []
         live.ticket = None
-        return self._advance(live, now)
+        actions = self._advance(live, now)
+        self._account()
+        return actions
 
     def audio_finished(self, key: int, audio: bytes, *, now: float) -> list[Action]:
         """The encoder's tail for context `key`: it goes out with any alignment carried."""
@@ -324,10 +345,20 @@ class Session:
         return [] if self.closed else self._fail(internal_error())
 
     def connection_lost(self) -> None:
-        """The transport is gone: give back the engine share of every context."""
+        """The transport is gone: give back the engine share and the text budget of every context."""
         for live in self._live:
             self._speaking(live, on=False)
+        self.rules.budget.held -= self._held
+        self._held = 0
         self.closed = True
+
+    @property
+    def max_message_bytes(self) -> int:
+        """The largest message to read now: small until the key is known, so a stranger's
+        16 MiB is refused before it is held."""
+        if self.authenticated:
+            return self.rules.max_message_bytes
+        return min(self.rules.max_message_bytes, MAX_UNAUTHENTICATED_MESSAGE_BYTES)
 
     @property
     def tick_interval(self) -> float:
@@ -528,6 +559,36 @@ class Session:
         self._tickets.clear()
         self.connection_lost()
         return [*actions, Fail(error)]
+
+    # -- memory ------------------------------------------------------------------------------
+
+    def _account(self) -> int:
+        """Update this session's share of the server's text budget; return it."""
+        held = 0
+        for live in self._live:
+            context = live.context
+            held += len(context.buffer.text) + len(live.rest) + sum(len(g.text) for g in context.queue)
+        if not self.closed:
+            self.rules.budget.held += held - self._held
+            self._held = held
+        return held
+
+    def _check_memory(self) -> None:
+        held = self._account()
+        if held > self.rules.max_buffered_chars:
+            raise ProtocolError(
+                ErrorName.MAX_CHARACTER_LIMIT_EXCEEDED,
+                f"this connection holds more than {self.rules.max_buffered_chars} characters not yet "
+                "spoken; send less text at once",
+                code=CloseCode.MESSAGE_TOO_BIG,
+            )
+        budget = self.rules.budget
+        if budget.held > budget.limit:
+            raise ProtocolError(
+                ErrorName.SYSTEM_BUSY,
+                "the server holds too much text not yet spoken; try again later",
+                code=CloseCode.TRY_AGAIN_LATER,
+            )
 
     # -- auth and voices ---------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from elevtts.server.encode import Encoder
 from elevtts.server.engines import Engine, SynthesisOptions, available_voices, get_engine
 from elevtts.server.pacing import Pacer
 from elevtts.server.remap import remap_alignments
-from elevtts.server.routes import JsonResponse, endpoint, route
+from elevtts.server.routes import JsonResponse, route
 from elevtts.server.session import (
     Abandon,
     Action,
@@ -41,6 +41,7 @@ from elevtts.server.session import (
     Session,
     SessionRules,
     Synthesize,
+    TextBudget,
 )
 
 log = logging.getLogger("elevtts.server")
@@ -64,7 +65,12 @@ class StreamServer:
             fallback_voice=config.fallback_voice,
             api_key=config.api_key,
             dictionaries=config.dictionaries,
+            max_message_bytes=config.max_message_bytes,
+            max_buffered_chars=config.max_buffered_chars,
+            budget=TextBudget(config.max_total_buffered_chars),
         )
+        self.connections = 0  # counted from the handshake, so the limit holds under a burst
+        self._opening: dict[ServerConnection, tuple[Session, list[Action]]] = {}
 
     async def preload(self, voice_ids: Iterable[str] | None = None) -> None:
         """Load voices now (default: every served one), so the first request does not pay for it.
@@ -86,8 +92,20 @@ class StreamServer:
         def voices() -> list[dict[str, Any]]:
             return [v.to_json() for v in available_voices() if v.voice_id in self.voice_ids]
 
-        target = route(request.path, voices=voices)
+        target = route(request.path, voices=voices, full=self.connections >= self.config.max_connections)
         if not isinstance(target, JsonResponse):
+            # The session opens here, before any frame is read, so that the size limit it sets
+            # (small until the key is known) applies to the very first message.
+            session = Session(self.rules, self.pacer, voice_id=target.voice_id, multi=target.multi)
+            opened = session.open(
+                target.query,
+                api_key_header=request.headers.get("xi-api-key"),
+                authorization_header=request.headers.get("Authorization"),
+                now=asyncio.get_running_loop().time(),
+            )
+            connection.protocol.max_message_size = session.max_message_bytes
+            self._opening[connection] = (session, opened)
+            self.connections += 1
             return None
         response = connection.respond(target.status, json.dumps(target.body) + "\n")
         del response.headers["Content-Type"]
@@ -95,11 +113,14 @@ class StreamServer:
         return response
 
     async def handle(self, connection: ServerConnection) -> None:
-        target = endpoint(connection.request.path if connection.request else "")
-        if target is None:  # process_request refused it already
+        opening = self._opening.pop(connection, None)
+        if opening is None:  # process_request answered it already
             return
-        session = Session(self.rules, self.pacer, voice_id=target.voice_id, multi=target.multi)
-        await Connection(self, connection, session).run(target.query)
+        session, opened = opening
+        try:
+            await Connection(self, connection, session).run(opened)
+        finally:
+            self.connections -= 1
 
 
 class _Job:
@@ -127,18 +148,11 @@ class Connection:
     def now(self) -> float:
         return self._loop.time()
 
-    async def run(self, query: dict[str, str]) -> None:
-        headers = self.connection.request.headers if self.connection.request else None
+    async def run(self, opened: list[Action]) -> None:
+        """`opened`: what the session said to the handshake."""
         sender = asyncio.create_task(self._send_all())
         try:
-            self.perform(
-                self.session.open(
-                    query,
-                    api_key_header=headers.get("xi-api-key") if headers else None,
-                    authorization_header=headers.get("Authorization") if headers else None,
-                    now=self.now(),
-                )
-            )
+            self.perform(opened)
             if self.session.voice_id != self.session.requested_voice:
                 log.info(
                     "voice %r is not served here: speaking it with %r",
@@ -174,6 +188,8 @@ class Connection:
     # -- actions -----------------------------------------------------------------------------
 
     def perform(self, actions: list[Action]) -> None:
+        # The size limit follows the session: small until the key is known.
+        self.connection.protocol.max_message_size = self.session.max_message_bytes
         for action in actions:
             if isinstance(action, Send | Close):
                 self.outbox.put_nowait(action)

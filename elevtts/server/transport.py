@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -69,8 +70,12 @@ class StreamServer:
             max_buffered_chars=config.max_buffered_chars,
             budget=TextBudget(config.max_total_buffered_chars),
         )
-        self.connections = 0  # counted from the handshake, so the limit holds under a burst
-        self._opening: dict[ServerConnection, tuple[Session, list[Action]]] = {}
+        self.connections = 0
+        # Sessions opened at the handshake, until their handler takes them (weak: a handshake
+        # that fails after process_request leaves nothing behind).
+        self._opening: weakref.WeakKeyDictionary[ServerConnection, tuple[Session, list[Action]]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     async def preload(self, voice_ids: Iterable[str] | None = None) -> None:
         """Load voices now (default: every served one), so the first request does not pay for it.
@@ -92,7 +97,9 @@ class StreamServer:
         def voices() -> list[dict[str, Any]]:
             return [v.to_json() for v in available_voices() if v.voice_id in self.voice_ids]
 
-        target = route(request.path, voices=voices, full=self.connections >= self.config.max_connections)
+        # Counted from the handshake, so the limit holds under a burst of new connections.
+        full = self.connections + len(self._opening) >= self.config.max_connections
+        target = route(request.path, voices=voices, full=full)
         if not isinstance(target, JsonResponse):
             # The session opens here, before any frame is read, so that the size limit it sets
             # (small until the key is known) applies to the very first message.
@@ -105,7 +112,6 @@ class StreamServer:
             )
             connection.protocol.max_message_size = session.max_message_bytes
             self._opening[connection] = (session, opened)
-            self.connections += 1
             return None
         response = connection.respond(target.status, json.dumps(target.body) + "\n")
         del response.headers["Content-Type"]
@@ -117,6 +123,7 @@ class StreamServer:
         if opening is None:  # process_request answered it already
             return
         session, opened = opening
+        self.connections += 1
         try:
             await Connection(self, connection, session).run(opened)
         finally:

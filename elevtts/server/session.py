@@ -52,13 +52,13 @@ from elevtts.protocol import (
     FinalFrame,
     ProtocolError,
     StreamParams,
+    VoiceSettings,
     inactivity_message,
     parse_client_message,
 )
 from elevtts.server.alignment import TimedAlignment
 from elevtts.server.context import Context, ContextSettings, Generation, is_keepalive
 from elevtts.server.dictionary import DictionaryStore, Lexicon
-from elevtts.server.engines.base import SynthesisOptions
 from elevtts.server.pacing import Pacer, next_piece
 
 # Ids of freed contexts remembered so a late keep-alive or close for them stays a no-op.
@@ -87,7 +87,8 @@ class Synthesize:
     ticket: int
     key: int
     text: str
-    options: SynthesisOptions
+    voice_settings: VoiceSettings
+    seed: int | None = None
     lexicons: tuple[Lexicon, ...] = ()
 
 
@@ -188,7 +189,6 @@ class _Live:
 
     key: int
     context: Context
-    options: SynthesisOptions
     lexicons: tuple[Lexicon, ...]
     last_activity: float
     after: _Live | None = None  # the earlier context of the same id, which must end first
@@ -440,11 +440,9 @@ class Session:
                 ErrorName.MAX_ACTIVE_CONVERSATIONS, MAX_CONTEXTS_MESSAGE, context_id=context_id
             )
         settings = ContextSettings.from_message(message)
-        voice = settings.voice_settings
         live = _Live(
             key=next(self._keys),
             context=Context(context_id, settings, auto_mode=self.params.auto_mode),
-            options=SynthesisOptions(speed=voice.speed, stability=voice.stability, seed=self.params.seed),
             lexicons=self._lexicons(settings, context_id),
             last_activity=now,
             after=after,
@@ -498,7 +496,12 @@ class Session:
                 ticket = next(self._keys)
                 live.ticket = ticket
                 self._tickets[ticket] = live
-                actions.append(Synthesize(ticket, live.key, piece, live.options, live.lexicons))
+                settings = live.context.settings
+                actions.append(
+                    Synthesize(
+                        ticket, live.key, piece, settings.voice_settings, self.params.seed, live.lexicons
+                    )
+                )
                 return actions
             self._end_generation(live, now)
             if live.context.idle and generation.covered:

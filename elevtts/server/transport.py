@@ -316,7 +316,9 @@ class Connection:
         spoken = action.text
         for lexicon in action.lexicons:
             spoken = lexicon.apply(spoken)
-        speech = self.engine.synthesize(spoken, action.options)
+        voice = action.voice_settings
+        options = SynthesisOptions(speed=voice.speed, stability=voice.stability, seed=action.seed)
+        speech = self.engine.synthesize(spoken, options)
         sliced = frames(spoken, speech, max_frame_s=MAX_FRAME_SECONDS)
         normalized = [alignment for _, alignment in sliced]
         originals = normalized if spoken == action.text else remap_alignments(normalized, spoken, action.text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import urllib.request
 from typing import Any
 
@@ -15,7 +16,9 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from elevtts.formats import LOCAL_FORMATS as SUPPORTED_FORMATS
+from elevtts.server import engines
 from elevtts.server.app import ServerConfig
+from elevtts.server.engines import Speech, SynthesisOptions, Voice, register_engine
 
 BOS = {"text": " "}
 EOS = {"text": ""}
@@ -450,3 +453,27 @@ async def _retry_while_busy(url: str, messages: list[Any]) -> Any:
             assert refused.response.status_code == 503
             await asyncio.sleep(0.05)
     raise AssertionError("the server stayed full")
+
+
+class _BrokenEngine:
+    voice = Voice("server-broken", "Broken", "test", "en", 22050, "fails on a text that says so")
+
+    def synthesize(self, text: str, options: SynthesisOptions) -> Speech:
+        if "break" in text:
+            raise RuntimeError("the engine broke")
+        return Speech.empty(22050)  # the warm-up at start
+
+
+def test_an_engine_failure_is_1011_logged_and_the_server_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    register_engine(_BrokenEngine.voice, _BrokenEngine)
+    thread, url = run_local_server(ServerConfig(port=0, voices=("espeak", "server-broken")))
+    try:
+        with caplog.at_level(logging.ERROR, logger="elevtts.server"):
+            broken = run(exchange(_url(url, "server-broken"), [{"text": "Please break. "}, EOS]))
+        served = run(exchange(_url(url), [{"text": "Still here. "}, EOS]))
+    finally:
+        thread.stop()
+        engines._REGISTRY.pop("server-broken", None)
+    assert broken.close_code == 1011 and [e["error"] for e in broken.errors] == ["internal_error"]
+    assert [r.exc_info[0] for r in caplog.records if r.exc_info] == [RuntimeError]
+    assert served.close_code == 1000 and served.audio()

@@ -14,7 +14,7 @@ import json
 import logging
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -241,22 +241,32 @@ class Connection:
             finally:
                 self.outbox.task_done()
 
-    def _spawn(self, coroutine: Awaitable[Any]) -> asyncio.Task[Any]:
-        task = asyncio.ensure_future(self._guard(coroutine))
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coroutine)
         self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(self._task_done)
         return task
 
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            self._internal_error(error)
+
     async def _guard(self, awaitable: Awaitable[Any]) -> Any:
-        """An unexpected failure ends this connection with 1011 (logged); the server goes on."""
         try:
             return await awaitable
         except (asyncio.CancelledError, ConnectionClosed):
             raise
-        except Exception:
-            log.exception("internal error on %s", _peer(self.connection))
-            self.perform(self.session.internal_error())
+        except Exception as error:
+            self._internal_error(error)
             return None
+
+    def _internal_error(self, error: BaseException) -> None:
+        """An unexpected failure ends this connection with 1011 (logged); the server goes on."""
+        if isinstance(error, ConnectionClosed):
+            return
+        log.error("internal error on %s", _peer(self.connection), exc_info=error)
+        self.perform(self.session.internal_error())
 
     def _encoder(self, key: int) -> Encoder:
         if key not in self.encoders:

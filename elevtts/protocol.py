@@ -1,9 +1,13 @@
 """The ElevenLabs stream-input / multi-stream-input wire protocol: messages, validation, errors.
 
-Pure: no sockets, no event loop. Both the server and the client speak through these types.
+Pure: no sockets, no event loop. Both the server and the client speak through these types, and
+this module holds, once, what both sides must agree on: the endpoint paths, the message size limit,
+the error names (`ErrorName`) and the close codes (`CloseCode`).
 
-    ProtocolError            bad input from the peer; carries the close code and public error name
-    AuthError(ProtocolError) missing or wrong API key
+    ElevttsError (elevtts.errors)
+      ProtocolError            bad input from the peer; carries the close code and public error name
+        AuthError              missing or wrong API key
+      UnknownVoiceError        (elevtts.server.engines) a voice id nobody serves
 
 Client -> server: `ClientMessage` (parsed by `parse_client_message`).
 Server -> client: `AudioFrame`, `FinalFrame`, `ErrorFrame` (parsed by `parse_server_message`).
@@ -18,8 +22,10 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from typing import Any
+
+from elevtts.errors import ElevttsError
 
 DEFAULT_SCHEDULE: tuple[int, ...] = (120, 160, 250, 290)
 SCHEDULE_MIN, SCHEDULE_MAX = 50, 500
@@ -30,6 +36,12 @@ MAX_CONTEXTS = 5
 MAX_DICTIONARY_LOCATORS = 3
 DEFAULT_CONTEXT_ID = "default"
 
+SINGLE_PATH, MULTI_PATH = "stream-input", "multi-stream-input"
+# `{voice_id}` and `{path}` (one of the two above) complete it; the query string follows.
+ENDPOINT_TEMPLATE = "/v1/text-to-speech/{voice_id}/{path}"
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # the largest message the live service accepts (and sends)
+MAX_CLOSE_REASON_BYTES = 123  # RFC 6455: a close frame's payload is at most 125 bytes, 2 of them the code
+
 
 class CloseCode(IntEnum):
     NORMAL = 1000
@@ -38,6 +50,31 @@ class CloseCode(IntEnum):
     MESSAGE_TOO_BIG = 1009
     INTERNAL_ERROR = 1011
     TRY_AGAIN_LATER = 1013
+
+
+class ErrorName(StrEnum):
+    """The public `error` names of the JSON error frame."""
+
+    INVALID_INPUT_MESSAGE = "invalid_input_message"
+    INVALID_API_KEY = "invalid_api_key"
+    INPUT_TIMEOUT_EXCEEDED = "input_timeout_exceeded"
+    MAX_ACTIVE_CONVERSATIONS = "max_active_conversations"
+    INVALID_OUTPUT_FORMAT = "invalid_output_format"
+    VOICE_NOT_FOUND = "voice_not_found"
+    INVALID_REQUEST = "invalid_request"
+    INVALID_CHUNK_LENGTH_SCHEDULE = "invalid_chunk_length_schedule"
+    INVALID_PRONUNCIATION_DICTIONARY_LOCATORS = "invalid_pronunciation_dictionary_locators"
+    PRONUNCIATION_DICTIONARY_NOT_FOUND = "pronunciation_dictionary_not_found"
+    MAX_CHARACTER_LIMIT_EXCEEDED = "max_character_limit_exceeded"
+    SYSTEM_BUSY = "system_busy"
+    TOO_MANY_CONCURRENT_REQUESTS = "too_many_concurrent_requests"
+    INTERNAL_ERROR = "internal_error"
+
+
+def close_reason(text: str) -> str:
+    """`text` cut to what a close frame can carry: at most 123 UTF-8 bytes, on a character boundary."""
+    encoded = text.encode("utf-8", "replace")[:MAX_CLOSE_REASON_BYTES]
+    return encoded.decode("utf-8", "ignore")
 
 
 INVALID_INPUT_MESSAGE = (
@@ -63,7 +100,7 @@ def inactivity_message(timeout: float, *, json_form: bool) -> str:
     )
 
 
-class ProtocolError(Exception):
+class ProtocolError(ElevttsError):
     """The peer broke the protocol (or asked for something we refuse).
 
     `error` is the public error name sent in the JSON error frame; `code` the close code.
@@ -71,7 +108,7 @@ class ProtocolError(Exception):
 
     def __init__(
         self,
-        error: str,
+        error: ErrorName | str,
         message: str,
         *,
         code: CloseCode = CloseCode.POLICY_VIOLATION,
@@ -88,12 +125,12 @@ class ProtocolError(Exception):
 
 class AuthError(ProtocolError):
     def __init__(self, message: str) -> None:
-        super().__init__("invalid_api_key", message)
+        super().__init__(ErrorName.INVALID_API_KEY, message)
 
 
 def invalid_input(detail: str = "") -> ProtocolError:
     message = INVALID_INPUT_MESSAGE + (f" ({detail})" if detail else "")
-    return ProtocolError("invalid_input_message", message, reason=INVALID_INPUT_MESSAGE)
+    return ProtocolError(ErrorName.INVALID_INPUT_MESSAGE, message, reason=INVALID_INPUT_MESSAGE)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -117,6 +154,10 @@ def _bool(value: Any, name: str) -> bool:
 def _string(value: Any, name: str) -> str:
     if not isinstance(value, str):
         raise invalid_input(f"{name} must be a string")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate ("\\ud800"): it could never be spoken or echoed
+        raise invalid_input(f"{name} is not valid Unicode") from None
     return value
 
 
@@ -124,17 +165,19 @@ def check_schedule(values: Sequence[Any]) -> tuple[int, ...]:
     """Validate a chunk_length_schedule: a non-empty list of numbers, each 50-500."""
     if isinstance(values, str | bytes) or not isinstance(values, Sequence) or not values:
         raise ProtocolError(
-            "invalid_chunk_length_schedule", "chunk_length_schedule must be a non-empty list of numbers"
+            ErrorName.INVALID_CHUNK_LENGTH_SCHEDULE,
+            "chunk_length_schedule must be a non-empty list of numbers",
         )
     schedule = []
     for value in values:
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
             raise ProtocolError(
-                "invalid_chunk_length_schedule", f"chunk_length_schedule value {value!r} is not a number"
+                ErrorName.INVALID_CHUNK_LENGTH_SCHEDULE,
+                f"chunk_length_schedule value {value!r} is not a number",
             )
         if not SCHEDULE_MIN <= value <= SCHEDULE_MAX:
             raise ProtocolError(
-                "invalid_chunk_length_schedule",
+                ErrorName.INVALID_CHUNK_LENGTH_SCHEDULE,
                 f"chunk_length_schedule value {value:g} is outside {SCHEDULE_MIN}-{SCHEDULE_MAX}",
             )
         schedule.append(int(value))
@@ -197,7 +240,7 @@ def _parse_locators(data: Any) -> tuple[DictionaryLocator, ...]:
         raise invalid_input("pronunciation_dictionary_locators must be a list")
     if len(data) > MAX_DICTIONARY_LOCATORS:
         raise ProtocolError(
-            "invalid_pronunciation_dictionary_locators",
+            ErrorName.INVALID_PRONUNCIATION_DICTIONARY_LOCATORS,
             f"at most {MAX_DICTIONARY_LOCATORS} pronunciation dictionaries may be applied",
         )
     locators = []
@@ -207,7 +250,12 @@ def _parse_locators(data: Any) -> tuple[DictionaryLocator, ...]:
         version = item.get("version_id")
         if version is not None and not isinstance(version, str):
             raise invalid_input("version_id must be a string")
-        locators.append(DictionaryLocator(item["pronunciation_dictionary_id"], version))
+        locators.append(
+            DictionaryLocator(
+                _string(item["pronunciation_dictionary_id"], "pronunciation_dictionary_id"),
+                None if version is None else _string(version, "version_id"),
+            )
+        )
     return tuple(locators)
 
 
@@ -282,8 +330,9 @@ _CLIENT_FIELDS = frozenset(
 def parse_client_message(raw: str | bytes) -> ClientMessage:
     """Parse and check one client frame; raise `ProtocolError` (invalid_input_message) if malformed."""
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        # A text frame is UTF-8 by definition (json.loads would also guess UTF-16/32 from bytes).
+        data = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError; deep nesting recurses
         raise invalid_input("not valid JSON") from None
     if not isinstance(data, dict):
         raise invalid_input("a message must be a JSON object")
@@ -331,7 +380,9 @@ def _query_bool(value: str | None, name: str, default: bool) -> bool:
         return True
     if lowered in ("false", "0"):
         return False
-    raise ProtocolError("invalid_request", f"query parameter {name} must be true or false, not {value!r}")
+    raise ProtocolError(
+        ErrorName.INVALID_REQUEST, f"query parameter {name} must be true or false, not {value!r}"
+    )
 
 
 @dataclass(frozen=True)
@@ -364,7 +415,7 @@ class StreamParams:
                 timeout = -1.0
             if not 0 < timeout <= MAX_INACTIVITY_TIMEOUT:
                 raise ProtocolError(
-                    "invalid_request",
+                    ErrorName.INVALID_REQUEST,
                     f"inactivity_timeout must be a number of seconds above 0 and at most "
                     f"{MAX_INACTIVITY_TIMEOUT:g}, not {query['inactivity_timeout']!r}",
                 )
@@ -375,11 +426,14 @@ class StreamParams:
             except ValueError:
                 seed = -1
             if not 0 <= seed <= 4294967295:
-                raise ProtocolError("invalid_request", f"seed must be 0-4294967295, not {query['seed']!r}")
+                raise ProtocolError(
+                    ErrorName.INVALID_REQUEST, f"seed must be 0-4294967295, not {query['seed']!r}"
+                )
         normalization = query.get("apply_text_normalization") or "auto"
         if normalization not in ("auto", "on", "off"):
             raise ProtocolError(
-                "invalid_request", f"apply_text_normalization must be auto, on or off, not {normalization!r}"
+                ErrorName.INVALID_REQUEST,
+                f"apply_text_normalization must be auto, on or off, not {normalization!r}",
             )
         return cls(
             model_id=model_id,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from elevtts.server.alignment import char_timings, frames
+from elevtts.protocol import Alignment
+from elevtts.server.alignment import TimedAlignment, char_timings, frames, join
 from elevtts.server.engines import Engine, Speech, SynthesisOptions, WordTiming, get_engine
 
 TEXTS = [
@@ -143,3 +144,12 @@ def test_no_text_still_frames_the_audio() -> None:
     result = frames("", speech, max_frame_s=1.0)
     assert [len(pcm) for pcm, _ in result] == [1000, 1000, 500]
     assert all(a.chars == () for _, a in result)
+
+
+def test_a_held_back_frame_joins_the_next_with_its_times_offset() -> None:
+    first = Alignment(("H", "i"), (0, 40), (40, 40))
+    second = Alignment((" ", "y", "o"), (0, 10, 50), (10, 40, 40))
+    joined = TimedAlignment(first, first, 80).then(TimedAlignment(second, second, 90))
+    assert joined.original == Alignment(("H", "i", " ", "y", "o"), (0, 40, 80, 90, 130), (40, 40, 10, 40, 40))
+    assert joined.normalized == joined.original and joined.duration_ms == 170
+    assert join(Alignment(), second, 0) == second

@@ -9,15 +9,11 @@ import miniaudio
 import numpy as np
 import pytest
 
+from elevtts.formats import LOCAL_FORMATS as SUPPORTED_FORMATS
+from elevtts.formats import OutputFormat
 from elevtts.protocol import ProtocolError
-from elevtts.server.encode import (
-    SUPPORTED_FORMATS,
-    Encoder,
-    OutputFormat,
-    lin2alaw,
-    lin2ulaw,
-    parse_output_format,
-)
+from elevtts.server.encode import Encoder, lin2alaw, lin2ulaw
+from elevtts.server.session import local_output_format as parse_output_format
 
 RATE = 22050
 
@@ -82,6 +78,14 @@ def test_unknown_formats_are_refused(name: str) -> None:
     assert info.value.error == "invalid_output_format"
     assert "mp3_44100_128" in info.value.message
     assert "alaw_8000" in info.value.message
+
+
+@pytest.mark.parametrize("name", ["wav_44100", "wav_8000"])
+def test_wav_is_refused_on_the_websocket(name: str) -> None:
+    with pytest.raises(ProtocolError) as info:
+        parse_output_format(name)
+    assert info.value.error == "invalid_output_format"
+    assert "never on a WebSocket" in info.value.message
 
 
 @pytest.mark.parametrize("name", ["opus_48000_64", "opus_48000_192"])

@@ -177,3 +177,18 @@ def test_piper_merged_function_words_still_get_their_own_timing() -> None:
     by_word = {text[w.start_char : w.end_char]: w for w in speech.words}
     assert by_word["from"].end_s <= by_word["north"].start_s
     assert by_word["from"].end_s - by_word["from"].start_s < 0.4
+
+
+def test_the_registry_imports_no_engine_until_one_loads() -> None:
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys; from elevtts.server.engines import available_voices; available_voices(); "
+        "import elevtts.server.session; "
+        "print(json.dumps([m for m in ('numpy', 'piper', 'onnxruntime', 'elevtts.server.engines.piper', "
+        "'elevtts.server.engines.espeak') if m in sys.modules]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout) == []

@@ -7,19 +7,26 @@ import json
 
 import pytest
 
+from elevtts.errors import ElevttsError
 from elevtts.protocol import (
     DEFAULT_SCHEDULE,
+    ENDPOINT_TEMPLATE,
+    MAX_MESSAGE_BYTES,
+    MULTI_PATH,
+    SINGLE_PATH,
     Alignment,
     AudioFrame,
     ClientMessage,
     CloseCode,
     ErrorFrame,
+    ErrorName,
     FinalFrame,
     OtherFrame,
     ProtocolError,
     StreamParams,
     VoiceSettings,
     check_schedule,
+    close_reason,
     inactivity_message,
     parse_client_message,
     parse_server_message,
@@ -228,3 +235,68 @@ def test_inactivity_messages_match_the_live_wording() -> None:
 
 def test_default_schedule() -> None:
     assert DEFAULT_SCHEDULE == (120, 160, 250, 290)
+
+
+# ---------------------------------------------------------------------------------------------
+# One home for what client and server share
+
+
+def test_endpoint_paths_and_limits_are_the_live_services() -> None:
+    assert (SINGLE_PATH, MULTI_PATH) == ("stream-input", "multi-stream-input")
+    assert ENDPOINT_TEMPLATE.format(voice_id="joe", path=SINGLE_PATH) == "/v1/text-to-speech/joe/stream-input"
+    assert MAX_MESSAGE_BYTES == 16 * 1024 * 1024
+
+
+def test_error_names_are_strings_on_the_wire() -> None:
+    error = ProtocolError(ErrorName.VOICE_NOT_FOUND, "no such voice")
+    frame = json.loads(ErrorFrame.from_error(error).serialize())
+    assert frame == {"message": "no such voice", "error": "voice_not_found", "code": 1008}
+    assert parse_client_error("{") == "invalid_input_message"
+
+
+def parse_client_error(raw: str | bytes) -> str:
+    with pytest.raises(ProtocolError) as info:
+        parse_client_message(raw)
+    assert info.value.code == CloseCode.POLICY_VIOLATION
+    return info.value.error
+
+
+def test_protocol_errors_share_the_projects_exception_tree() -> None:
+    from elevtts.server.engines import UnknownVoiceError
+
+    assert issubclass(ProtocolError, ElevttsError)
+    assert issubclass(UnknownVoiceError, ElevttsError) and issubclass(UnknownVoiceError, LookupError)
+    error = UnknownVoiceError("Rachel", ["joe"])
+    assert (error.voice_id, error.available) == ("Rachel", ("joe",))
+    assert ProtocolError("x", "m", context_id="c").context_id == "c"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "[" * 100_000 + "]" * 100_000,  # RecursionError inside json
+        '{"text": ' * 50_000,
+        b'{"text": "\xff"}',  # not UTF-8
+        b'\xfe\xff\x00{\x00"\x00t\x00e\x00x\x00t\x00"\x00:\x00"\x00a\x00"\x00}',  # UTF-16 is not a text frame
+        '{"text": "\\ud800"}',  # a lone surrogate
+        '{"text": " ", "context_id": "\\udc00"}',
+        '{"text": " ", "xi_api_key": "\\ud83d"}',
+        '{"text": " ", "pronunciation_dictionary_locators": [{"pronunciation_dictionary_id": "\\ud800"}]}',
+    ],
+)
+def test_hostile_frames_are_invalid_input(raw: str | bytes) -> None:
+    assert parse_client_error(raw) == "invalid_input_message"
+
+
+def test_a_surrogate_pair_is_a_character_not_an_error() -> None:
+    assert parse_client_message('{"text": "\\ud83d\\ude00 "}').text == "\U0001f600 "
+
+
+@pytest.mark.parametrize(
+    ("text", "expected_bytes"),
+    [("short", 5), ("a" * 200, 123), ("é" * 100, 122), ("😀" * 40, 120), ("a" + "😀" * 40, 121)],
+)
+def test_close_reasons_fit_a_close_frame_on_a_character_boundary(text: str, expected_bytes: int) -> None:
+    reason = close_reason(text)
+    assert len(reason.encode()) == expected_bytes
+    assert text.startswith(reason)

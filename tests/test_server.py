@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import urllib.request
+from typing import Any
 
 import numpy as np
 import pytest
 from conftest import assert_speech, decode_mp3, exchange, rms, run, run_local_server
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from elevtts.formats import LOCAL_FORMATS as SUPPORTED_FORMATS
+from elevtts.server import engines
 from elevtts.server.app import ServerConfig
-from elevtts.server.encode import SUPPORTED_FORMATS
+from elevtts.server.engines import Speech, SynthesisOptions, Voice, register_engine
 
 BOS = {"text": " "}
 EOS = {"text": ""}
@@ -380,3 +386,94 @@ def test_fallback_voice_speaks_unknown_voice_ids() -> None:
     assert result.close_code == 1000 and not result.errors
     samples, rate = decode_mp3(result.audio())
     assert_speech(samples, rate, words=3)
+
+
+def test_inactivity_never_fires_after_end_of_input(local_server: str) -> None:
+    """After `{"text": ""}` the stream only finishes: a tiny timeout must not turn it into an error.
+
+    The client reads slowly (one queued frame), so the server's close waits on it well past the
+    timeout, as a busy client's does under load.
+    """
+
+    async def scenario() -> tuple[list[dict], int | None]:
+        url = _url(local_server, inactivity_timeout="0.01", output_format="pcm_44100")
+        async with connect(url, max_queue=1, max_size=None) as ws:
+            await ws.send(json.dumps({"text": SENTENCE * 6}))
+            await ws.send(json.dumps(EOS))
+            await asyncio.sleep(1.0)
+            frames = [json.loads(m) async for m in ws]
+            return frames, ws.close_code
+
+    frames, code = run(scenario())
+    assert [f for f in frames if "error" in f] == []
+    assert code == 1000 and frames[-1] == {"isFinal": True}
+
+
+def test_the_key_is_checked_before_a_large_message_is_read(keyed_server: str) -> None:
+    """Issue 11 item 5: a stranger's large first message is refused before it is held."""
+    # 100 KB, nearly all of it a field the server ignores (so that speaking it takes no time)
+    large = json.dumps({"text": "Hello. ", "xi_api_key": "sesame", "padding": "x" * 100_000})
+    refused = run(exchange(_url(keyed_server), [large]))
+    assert refused.close_code == 1009
+    accepted = run(exchange(_url(keyed_server), [large, EOS], headers={"xi-api-key": "sesame"}))
+    assert accepted.close_code == 1000 and accepted.audio() and not accepted.errors
+
+
+def test_buffered_text_and_connections_are_bounded() -> None:
+    config = ServerConfig(port=0, voices=("espeak",), max_connections=1, max_buffered_chars=5000)
+    thread, url = run_local_server(config)
+
+    async def scenario() -> tuple[int | None, int, Any]:
+        async with connect(_url(url)) as first:
+            with pytest.raises(InvalidStatus) as refused:
+                async with connect(_url(url)):
+                    pass
+            await first.send(json.dumps({"text": "x" * 6000}))  # one word: all of it stays buffered
+            with contextlib.suppress(ConnectionClosed):
+                error = json.loads(await first.recv())
+            await first.wait_closed()
+            return first.close_code, refused.value.response.status_code, error
+
+    try:
+        code, status, error = run(scenario())
+        assert status == 503
+        assert (code, error["error"]) == (1009, "max_character_limit_exceeded")
+        after = run(_retry_while_busy(_url(url), [{"text": "Served again. "}, EOS]))  # the slot is free again
+        assert after.close_code == 1000 and after.audio()
+    finally:
+        thread.stop()
+
+
+async def _retry_while_busy(url: str, messages: list[Any]) -> Any:
+    """503 means "try again later": the refused connection's handler may still be ending."""
+    for _ in range(50):
+        try:
+            return await exchange(url, messages)
+        except InvalidStatus as refused:
+            assert refused.response.status_code == 503
+            await asyncio.sleep(0.05)
+    raise AssertionError("the server stayed full")
+
+
+class _BrokenEngine:
+    voice = Voice("server-broken", "Broken", "test", "en", 22050, "fails on a text that says so")
+
+    def synthesize(self, text: str, options: SynthesisOptions) -> Speech:
+        if "break" in text:
+            raise RuntimeError("the engine broke")
+        return Speech.empty(22050)  # the warm-up at start
+
+
+def test_an_engine_failure_is_1011_logged_and_the_server_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    register_engine(_BrokenEngine.voice, _BrokenEngine)
+    thread, url = run_local_server(ServerConfig(port=0, voices=("espeak", "server-broken")))
+    try:
+        with caplog.at_level(logging.ERROR, logger="elevtts.server"):
+            broken = run(exchange(_url(url, "server-broken"), [{"text": "Please break. "}, EOS]))
+        served = run(exchange(_url(url), [{"text": "Still here. "}, EOS]))
+    finally:
+        thread.stop()
+        engines._REGISTRY.pop("server-broken", None)
+    assert broken.close_code == 1011 and [e["error"] for e in broken.errors] == ["internal_error"]
+    assert [r.exc_info[0] for r in caplog.records if r.exc_info] == [RuntimeError]
+    assert served.close_code == 1000 and served.audio()

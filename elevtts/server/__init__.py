@@ -1,1 +1,1 @@
-"""The local stream-input server: engines, encoders, alignment and the WebSocket app."""
+"""The local stream-input server: the pure session, its WebSocket transport, engines and encoders."""

@@ -1,16 +1,21 @@
-"""From one synthesized piece (text + Speech) to audio frames with character alignments.
+"""From one synthesized piece (text + Speech) to audio frames with character alignments, and the
+join of alignments across frames whose audio the encoder held back.
 
 Pure: word timings in, per-character timings and PCM slices out.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from itertools import pairwise
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from elevtts.protocol import Alignment
-from elevtts.server.engines import Speech
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from elevtts.server.engines.base import Speech
 
 
 def _char_spans_s(text: str, speech: Speech) -> list[tuple[float, float]]:
@@ -96,3 +101,29 @@ def frames(text: str, speech: Speech, *, max_frame_s: float = 1.0) -> list[tuple
         result.append((speech.pcm[start:end], Alignment(tuple(chars), tuple(starts), tuple(durations))))
         start = end
     return result
+
+
+def join(first: Alignment, second: Alignment, offset_ms: int) -> Alignment:
+    """Alignments of two consecutive frames as one; the second starts `offset_ms` in."""
+    return Alignment(
+        first.chars + second.chars,
+        first.char_start_times_ms + tuple(t + offset_ms for t in second.char_start_times_ms),
+        first.char_durations_ms + second.char_durations_ms,
+    )
+
+
+@dataclass(frozen=True)
+class TimedAlignment:
+    """A frame's alignments (of the original text and of the text spoken) and its audio length."""
+
+    original: Alignment = field(default_factory=Alignment)
+    normalized: Alignment = field(default_factory=Alignment)
+    duration_ms: int = 0
+
+    def then(self, later: TimedAlignment) -> TimedAlignment:
+        """This frame and the one after it as one frame."""
+        return TimedAlignment(
+            join(self.original, later.original, self.duration_ms),
+            join(self.normalized, later.normalized, self.duration_ms),
+            self.duration_ms + later.duration_ms,
+        )

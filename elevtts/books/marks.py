@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from io import BytesIO
 from pathlib import Path
 
@@ -201,6 +202,76 @@ def write_audiobook(
                 for frame in frames:
                     out.write(view[frame.offset : frame.offset + frame.length])
         os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return marks
+
+
+def write_m4b(
+    path: str | Path,
+    chapters: Sequence[tuple[str, bytes | str | Path]],
+    *,
+    title: str,
+    author: str = "",
+    bitrate: int = 64000,
+) -> list[ChapterMark]:
+    """Write `path` as an M4B: the chapters' MP3 audio decoded and encoded once to AAC, with
+    title/author tags and one chapter per chapter file (PyAV). Marks are the MP3s' decoded
+    lengths, in milliseconds, as for `write_audiobook`. Written to `path.part` and renamed."""
+    av = require("av")
+    path = Path(path)
+    partial = path.with_name(path.name + ".part")
+    marks: list[ChapterMark] = []
+    try:
+        with av.open(str(partial), "w", format="ipod") as out:
+            out.metadata.update({"title": title, "album": title, "artist": author, "genre": "Audiobook"})
+            stream = None
+            sample_rate = layout = None
+            position = 0  # samples so far
+            spans = []
+            for number, (chapter_title, source) in enumerate(chapters, start=1):
+                start = position
+                with av.open(BytesIO(_read(source)), "r") as chapter:
+                    for frame in chapter.decode(audio=0):
+                        if stream is None:
+                            sample_rate, layout = frame.sample_rate, frame.layout.name
+                            stream = out.add_stream("aac", rate=sample_rate, layout=layout)
+                            stream.bit_rate = bitrate
+                        elif (frame.sample_rate, frame.layout.name) != (sample_rate, layout):
+                            raise ValueError(
+                                f"chapter {number}: {frame.sample_rate} Hz {frame.layout.name} differs"
+                                f" from chapter 1's {sample_rate} Hz {layout}"
+                            )
+                        position += frame.samples
+                        frame.pts = None  # the encoder numbers samples itself: one timeline
+                        for packet in stream.encode(frame):
+                            out.mux(packet)
+                if position == start:
+                    raise ValueError(f"chapter {number}: no audio")
+                spans.append((chapter_title, start, position))
+            if stream is None or sample_rate is None:
+                raise ValueError("no chapters")
+            for packet in stream.encode(None):
+                out.mux(packet)
+            out.set_chapters(
+                [
+                    {
+                        "id": index,
+                        "start": start,
+                        "end": end,
+                        "time_base": Fraction(1, sample_rate),
+                        "metadata": {"title": chapter_title},
+                    }
+                    for index, (chapter_title, start, end) in enumerate(spans, start=1)
+                ]
+            )
+            marks = [
+                ChapterMark(t, round(s * 1000 / sample_rate), round(e * 1000 / sample_rate))
+                for t, s, e in spans
+            ]
+        os.replace(partial, path)
+    except av.error.FFmpegError as exc:
+        raise ValueError(f"cannot decode or encode the chapter audio ({exc})") from None
     finally:
         partial.unlink(missing_ok=True)
     return marks

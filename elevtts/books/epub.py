@@ -91,6 +91,7 @@ def _ncx_targets(archive: zipfile.ZipFile, ncx_path: str) -> list[_Target]:
 
 
 def read(data: bytes, *, name: str) -> Book:
+    require("defusedxml.ElementTree")  # before anything: a missing extra is not a damaged file
     try:
         archive = zipfile.ZipFile(BytesIO(data))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError):

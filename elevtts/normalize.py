@@ -252,8 +252,8 @@ def _regnal(match: re.Match[str], _text: str) -> str | None:
 
 
 def _saint_or_street(match: re.Match[str], text: str) -> str | None:
-    after = text[match.end() :]
-    before = text[: match.start()]
+    after = text[match.end() : match.end() + 3]  # windows, not copies of the whole text
+    before = text[max(0, match.start() - 80) : match.start()]
     # "42 Baker St." is an address; "St. Paul" a saint; "Baker St. is" or "St.," a street
     if re.search(r"\d+[a-z]{0,2}\s+(?:[A-Z][\w'-]*\s+)+$", before):
         return "Street"

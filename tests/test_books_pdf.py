@@ -31,6 +31,7 @@ def build_book(*, outline: bool = True) -> bytes:
     pdf = _Book()
     pdf.set_title("A Generated Book")
     pdf.set_author("Ada Author")
+    pdf.set_lang("en-GB")
     pdf.add_page()
     _body(pdf, "Title page.")
     for number, name in enumerate(["Arrival", "Storm", "Departure"], start=1):
@@ -87,6 +88,7 @@ def test_without_outline_or_chapter_lines_parts_are_page_ranges(tmp_path: Path) 
         pdf.add_page()
         _body(pdf, f"Plain page {chr(64 + page)} of the report.")
     book = read_book(write(tmp_path, bytes(pdf.output())))
+    assert book.language == ""
     assert [c.title for c in book.chapters] == ["Pages 1 to 10", "Pages 11 to 20", "Pages 21 to 23"]
     assert book.chapters[2].text == "\n".join(f"Plain page {letter} of the report." for letter in "UVW")
 

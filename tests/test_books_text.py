@@ -95,3 +95,26 @@ def test_binary_or_empty_text_is_refused(tmp_path: Path) -> None:
     path.write_text("   \n\n", encoding="utf-8")
     with pytest.raises(BookError, match=r"^no text found$"):
         read_book(path)
+
+
+def test_markdown_front_matter_gives_title_author_and_language(tmp_path: Path) -> None:
+    path = tmp_path / "fm.md"
+    path.write_text(
+        '---\ntitle: "Sea Stories"\nauthor: Ada Author\nlang: en-GB\n---\n\n'
+        "## One\n\nWaves.\n\n## Two\n\nGulls.\n",
+        encoding="utf-8",
+    )
+    book = read_book(path)
+    assert (book.title, book.author, book.language) == ("Sea Stories", "Ada Author", "en-GB")
+    assert [(c.title, c.text) for c in book.chapters] == [
+        ("One", "One.\n\nWaves."),
+        ("Two", "Two.\n\nGulls."),
+    ]
+
+
+def test_plain_text_title_and_author_lines(tmp_path: Path) -> None:
+    path = tmp_path / "pg.txt"
+    path.write_text("Title: The Old House\nAuthor: Ada Author\n\nCHAPTER I\n\nIt stood.\n", encoding="utf-8")
+    book = read_book(path)
+    assert (book.title, book.author) == ("The Old House", "Ada Author")
+    assert [c.title for c in book.chapters] == ["The Old House", "CHAPTER I"]

@@ -9,8 +9,10 @@ come from the top-level outline, cut where the entry's title appears on its page
 
 from __future__ import annotations
 
+import ctypes
 import re
 from collections import Counter
+from typing import Any
 
 from elevtts.books import Book, BookError, Chapter, require
 from elevtts.books.text import CHAPTER_LINE
@@ -92,6 +94,7 @@ def read(data: bytes, *, name: str) -> Book:
             and bookmark.get_dest().get_index() is not None
         ]
         metadata = document.get_metadata_dict(skip_empty=True)
+        language = _language(document)
     finally:
         document.close()
     pages = _clean_pages(pages)
@@ -119,9 +122,20 @@ def read(data: bytes, *, name: str) -> Book:
     return Book(
         title=title,
         author=" ".join(metadata.get("Author", "").split()),
-        language="",
+        language=language,
         chapters=tuple(chapters),
     )
+
+
+def _language(document: Any) -> str:
+    """The catalog's /Lang entry (UTF-16 from PDFium), "" when absent."""
+    raw = require("pypdfium2.raw")
+    size = raw.FPDFCatalog_GetLanguage(document, None, 0)
+    if size <= 2:
+        return ""
+    buffer = (ctypes.c_ushort * (size // 2))()
+    raw.FPDFCatalog_GetLanguage(document, buffer, size)
+    return bytes(buffer).decode("utf-16-le", "replace").rstrip("\x00").strip()
 
 
 def _outline_starts(

@@ -1,7 +1,9 @@
 """Markdown and plain text: chapters from headings, or from `CHAPTER IV` / `Chapter 4: ...` lines.
 
 Markdown chapters are the top heading level used more than once (a lone `#` heading above them is
-the book's title). Text before the first chapter heading becomes a chapter named after the book.
+the book's title); a YAML front matter block gives `title`, `author` and `lang`/`language`.
+Plain text takes `Title:`/`Author:`/`Language:` lines near the top (as Project Gutenberg writes).
+Text before the first chapter heading becomes a chapter named after the book.
 A heading with no text under it (a table of contents) is not a chapter.
 """
 
@@ -42,10 +44,29 @@ def _split(lines: list[str], starts: list[tuple[int, str]]) -> list[tuple[str, s
     return pieces
 
 
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
+_FIELD = re.compile(
+    r"^[ \t]*(title|author|creator|lang|language)[ \t]*:[ \t]*(.+?)[ \t]*$", re.IGNORECASE | re.MULTILINE
+)
+
+
+def _fields(text: str) -> dict[str, str]:
+    """title/author/language from `key: value` lines (the first of each wins)."""
+    found: dict[str, str] = {}
+    for key, value in _FIELD.findall(text):
+        key = {"creator": "author", "lang": "language"}.get(key.lower(), key.lower())
+        found.setdefault(key, value.strip().strip("\"'").strip())
+    return found
+
+
 def read_markdown(data: bytes, *, name: str) -> Book:
     from markdown_it import MarkdownIt  # lazy, as in elevtts.markdown
 
     source = _decode(data)
+    front = _FRONT_MATTER.match(source)
+    fields = _fields(front.group(1)) if front else {}
+    if front:  # keep the line count: headings are found by line number
+        source = "\n" * front.group().count("\n") + source[front.end() :]
     tokens = MarkdownIt("commonmark").parse(source)
     headings = [  # (level, first line, title)
         (int(token.tag[1]), token.map[0], strip_inline(tokens[index + 1].content).strip())
@@ -53,14 +74,19 @@ def read_markdown(data: bytes, *, name: str) -> Book:
         if token.type == "heading_open" and token.map
     ]
     levels = [level for level, _, _ in headings]
-    title = name
+    title = fields.get("title") or name
     chapter_level = min((lv for lv in set(levels) if levels.count(lv) > 1), default=min(levels, default=0))
-    if levels.count(1) == 1 and chapter_level > 1:
+    if levels.count(1) == 1 and chapter_level > 1 and "title" not in fields:
         title = next(text for level, _, text in headings if level == 1)
     starts = [(line, text) for level, line, text in headings if level == chapter_level]
     lines = source.split("\n")
     pieces = [(heading, strip_markdown_document(chunk).strip()) for heading, chunk in _split(lines, starts)]
-    return Book(title=title, author="", language="", chapters=_keep_read(pieces, title))
+    return Book(
+        title=title,
+        author=fields.get("author", ""),
+        language=fields.get("language", ""),
+        chapters=_keep_read(pieces, title),
+    )
 
 
 def _keep_read(pieces: list[tuple[str, str]], book_title: str) -> tuple[Chapter, ...]:
@@ -83,9 +109,16 @@ def read_plain(data: bytes, *, name: str) -> Book:
         if offset in line_starts:
             starts.append((number, " ".join(line_starts[offset].split())))
         offset += len(line) + 1
-    title = next((line.strip() for line in lines if line.strip()), name)[:80] if starts else name
+    fields = _fields("\n".join(lines[:40]))
+    first_line = next((line.strip() for line in lines if line.strip()), name)[:80]
+    title = fields.get("title") or (first_line if starts else name)
     pieces = [(heading, _paragraphs(chunk)) for heading, chunk in _split(lines, starts)]
-    return Book(title=title, author="", language="", chapters=_keep_read(pieces, title))
+    return Book(
+        title=title,
+        author=fields.get("author", ""),
+        language=fields.get("language", ""),
+        chapters=_keep_read(pieces, title),
+    )
 
 
 def _paragraphs(text: str) -> str:

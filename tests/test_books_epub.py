@@ -194,3 +194,31 @@ def test_unsupported_and_missing_files(tmp_path: Path) -> None:
         read_book(write(tmp_path, b"PK", name="a.docx"))
     with pytest.raises(BookError, match=r"No such file or directory"):
         read_book(tmp_path / "missing.epub")
+
+
+def test_a_long_book_with_a_nested_nav_keeps_every_entry_in_reading_order(tmp_path: Path) -> None:
+    """Forty chapters in two files under two parts: nested entries are chapters too."""
+    files, nav_items = {}, []
+    for part in (1, 2):
+        body = f'<h1 id="part{part}">Part {part}</h1>'
+        items = []
+        for chapter in range(1 + (part - 1) * 20, 1 + part * 20):
+            body += f'<h2 id="ch{chapter}">Chapter {chapter}</h2><p>Line one<br/>line two of {chapter}.</p>'
+            items.append(f'<li><a href="../Text/p{part}.xhtml#ch{chapter}">Chapter {chapter}</a></li>')
+        files[f"OEBPS/Text/p{part}.xhtml"] = xhtml(body)
+        nav_items.append(
+            f'<li><a href="../Text/p{part}.xhtml#part{part}">Part {part}</a><ol>{"".join(items)}</ol></li>'
+        )
+    manifest = (
+        '<item id="nav" href="Nav/nav.xhtml" media-type="application/xhtml+xml" properties="nav"/>'
+        '<item id="p1" href="Text/p1.xhtml" media-type="application/xhtml+xml"/>'
+        '<item id="p2" href="Text/p2.xhtml" media-type="application/xhtml+xml"/>'
+    )
+    files["OEBPS/Nav/nav.xhtml"] = xhtml(f'<nav epub:type="toc"><ol>{"".join(nav_items)}</ol></nav>')
+    files["OEBPS/content.opf"] = opf(manifest, '<itemref idref="p1"/><itemref idref="p2"/>')
+    book = read_book(write(tmp_path, build(files)))
+    titles = [c.title for c in book.chapters]
+    assert len(titles) == 42
+    assert titles[:3] == ["Part 1", "Chapter 1", "Chapter 2"] and titles[21:23] == ["Part 2", "Chapter 21"]
+    assert book.chapters[0].text == "Part 1"
+    assert book.chapters[40].text == "Chapter 39\n\nLine one\nline two of 39."

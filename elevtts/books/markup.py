@@ -42,7 +42,6 @@ _BLOCKS = frozenset(
         "th",
         "tr",
         "ul",
-        "br",
         "title",
     ]
 )
@@ -70,14 +69,20 @@ def tree_text(root: Any) -> tuple[str, dict[str, int]]:
         pieces.append(text)
         length += len(text)
 
-    def block_break() -> None:
+    def line_break(newlines: str) -> None:
         nonlocal length
         while pieces and pieces[-1].endswith(" "):  # no trailing spaces before a break
             pieces[-1] = pieces[-1][:-1]
             length -= 1
-        if pieces and not pieces[-1].endswith("\n\n"):
-            pieces.append("\n\n")
-            length += 2
+        if pieces and pieces[-1].endswith("\n") and newlines == "\n\n" and not pieces[-1].endswith("\n\n"):
+            pieces.append("\n")
+            length += 1
+        elif pieces and not pieces[-1].endswith("\n"):
+            pieces.append(newlines)
+            length += len(newlines)
+
+    def block_break() -> None:
+        line_break("\n\n")
 
     def walk(element: Any) -> None:
         name = local_name(element.tag)
@@ -86,6 +91,9 @@ def tree_text(root: Any) -> tuple[str, dict[str, int]]:
         element_id = element.get("id") or (element.get("name") if name == "a" else None)
         if element_id and element_id not in anchors:
             anchors[element_id] = length
+        if name == "br":  # a line break inside a paragraph (verse, addresses)
+            line_break("\n")
+            return
         block = name in _BLOCKS
         if block:
             block_break()

@@ -36,7 +36,7 @@ def opf(manifest: str, spine: str, *, toc: str = "") -> str:
 
 def build(files: dict[str, str | bytes]) -> bytes:
     buffer = BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("mimetype", "application/epub+zip", compress_type=zipfile.ZIP_STORED)
         archive.writestr("META-INF/container.xml", CONTAINER)
         for name, content in files.items():
@@ -184,6 +184,9 @@ def test_damaged_and_truncated_files_are_refused_with_a_reason(tmp_path: Path) -
         read_book(write(tmp_path, epub3(**{"OEBPS/Text/two.xhtml": "<html><p>unclosed"})))
     with pytest.raises(BookError, match=r"damaged EPUB: OEBPS/content.opf is missing"):
         read_book(write(tmp_path, build({})))
+    huge = "<html><body><p>" + "a" * (64 * 1024 * 1024) + "</p></body></html>"  # compresses to ~64 kB
+    with pytest.raises(BookError, match=r"^damaged EPUB: OEBPS/Text/two.xhtml unpacks to over 64 MB$"):
+        read_book(write(tmp_path, epub3(**{"OEBPS/Text/two.xhtml": huge})))
     bomb = '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><html>&a;</html>'
     with pytest.raises(BookError, match=r"damaged EPUB: OEBPS/Text/two.xhtml"):
         read_book(write(tmp_path, epub3(**{"OEBPS/Text/two.xhtml": bomb})))

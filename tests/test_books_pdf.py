@@ -125,3 +125,21 @@ def test_damaged_and_truncated_pdfs_are_refused(tmp_path: Path) -> None:
         read_book(write(tmp_path, whole[: len(whole) // 3]))
     with pytest.raises(BookError, match=r"^not a PDF file$"):
         read_book(write(tmp_path, b"<html>not a pdf</html>"))
+
+
+def test_page_number_styles_are_dropped_and_words_that_look_like_them_kept(tmp_path: Path) -> None:
+    pdf = FPDF()
+    pdf.set_auto_page_break(False)
+    footers = ["ii", "Page 2 of 4", "- 3 -", "4"]
+    last_lines = ["vivid", "Did", "mix", "The end."]
+    for footer, last in zip(footers, last_lines, strict=True):
+        pdf.add_page()
+        _body(pdf, f"Text above {last.lower().rstrip('.')}.")
+        _body(pdf, last)
+        pdf.set_y(-15)
+        _body(pdf, footer)
+    [chapter] = read_book(write(tmp_path, bytes(pdf.output()))).chapters
+    assert chapter.text.split("\n") == [
+        "Text above vivid.", "vivid", "Text above did.", "Did", "Text above mix.", "mix",
+        "Text above the end.", "The end.",
+    ]  # fmt: skip

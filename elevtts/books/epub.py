@@ -20,6 +20,7 @@ from elevtts.books.markup import local_name, tree_text
 _OPS = "{http://www.idpf.org/2007/ops}"
 _DC = "{http://purl.org/dc/elements/1.1/}"
 # Font obfuscation scrambles embedded fonts only; any other encryption is DRM on the text.
+MAX_MEMBER_BYTES = 64 * 1024 * 1024  # one XHTML file this large is a zip bomb, not a chapter
 _FONT_OBFUSCATION = frozenset({"http://www.idpf.org/2008/embedding", "http://ns.adobe.com/pdf/enc#RC"})
 
 
@@ -33,11 +34,15 @@ class _Target:
 def _parse(archive: zipfile.ZipFile, path: str) -> Any:
     etree = require("defusedxml.ElementTree")
     try:
+        if archive.getinfo(path).file_size > MAX_MEMBER_BYTES:
+            raise BookError(f"damaged EPUB: {path} unpacks to over {MAX_MEMBER_BYTES // 2**20} MB")
         return etree.fromstring(archive.read(path))
     except KeyError:
         raise BookError(f"damaged EPUB: {path} is missing") from None
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as exc:
         raise BookError(f"damaged EPUB: {path}: {exc}") from None
+    except BookError:
+        raise
     except Exception as exc:  # defusedxml's refusals and ParseError share no base class but this
         raise BookError(f"damaged EPUB: {path} is not well-formed XML ({exc})") from None
 

@@ -21,8 +21,8 @@ PAGES_PER_PART = 10
 EDGE_LINES = 2  # lines at each end of a page that may be a running header or footer
 MIN_REPEATS = 3  # pages a line must repeat on to count as a running header or footer
 _PAGE_NUMBER = re.compile(
-    r"(?:page\s+)?\d{1,4}(?:\s*(?:of|/)\s*\d{1,4})?|[-\u2013\u2014]\s*\d{1,4}\s*[-\u2013\u2014]|[ivxlcdm]{1,7}",
-    re.IGNORECASE,
+    r"(?i:(?:page\s+)?\d{1,4}(?:\s*(?:of|/)\s*\d{1,4})?|[-\u2013\u2014]\s*\d{1,4}\s*[-\u2013\u2014])"
+    r"|(?=[ivxlc])c{0,3}(?:xc|xl|l?x{0,3})(?:ix|iv|v?i{0,3})"  # front matter: lower-case Roman numerals
 )
 _SOFT_HYPHEN = "\x02"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Mapping
 from io import BytesIO
 from pathlib import Path
 
@@ -34,7 +35,7 @@ def opf(manifest: str, spine: str, *, toc: str = "") -> str:
 </package>"""
 
 
-def build(files: dict[str, str | bytes]) -> bytes:
+def build(files: Mapping[str, str | bytes]) -> bytes:
     buffer = BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("mimetype", "application/epub+zip", compress_type=zipfile.ZIP_STORED)

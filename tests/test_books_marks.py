@@ -131,8 +131,10 @@ def test_m4b_has_the_same_chapters_and_tags(tmp_path: Path) -> None:
         assert stream.codec_context.name == "aac"
         decoded = sum(frame.samples for frame in container.decode(stream))
     assert [c["metadata"]["title"] for c in chapters] == titles
-    starts_ms = [float(c["start"] * c["time_base"] * 1000) for c in chapters]
-    ends_ms = [float(c["end"] * c["time_base"] * 1000) for c in chapters]
+    time_bases = [c["time_base"] for c in chapters]
+    assert all(time_base is not None for time_base in time_bases)
+    starts_ms = [float(c["start"] * (c["time_base"] or 0) * 1000) for c in chapters]
+    ends_ms = [float(c["end"] * (c["time_base"] or 0) * 1000) for c in chapters]
     assert starts_ms[0] == 0 and starts_ms[1:] == ends_ms[:-1]
     for start, end, data in zip(starts_ms, ends_ms, chapter_files, strict=True):
         assert abs((end - start) - decoded_ms(data)) <= 1.0

@@ -8,7 +8,16 @@ only when a reader needs them; without them `MissingExtraError` names the extra 
 
     Exception
      +-- BookError            cannot read this file (reason)
-     +-- MissingExtraError    the `books` extra is not installed
+     +-- ImportError
+          +-- MissingExtraError    the `books` extra is not installed
+
+How `elevtts book` uses the pieces:
+
+    book = read_book(path)                       # BookError -> "cannot read FILE: {reason}", exit 3
+    for chapter in book.chapters: ...            # synthesize chapter.text to NN-slug.mp3
+    write_audiobook(stem.mp3, [(chapter.title, mp3_path), ...], title=book.title, author=book.author)
+    write_m4b(stem.m4b, [...same...], title=book.title, author=book.author)      # --m4b
+    (both in elevtts.books.marks; ValueError when the chapter files cannot be joined)
 """
 
 from __future__ import annotations

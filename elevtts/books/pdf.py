@@ -99,11 +99,11 @@ def read(data: bytes, *, name: str) -> Book:
         document.close()
     pages = _clean_pages(pages)
     page_texts = ["\n".join(lines) for lines in pages]
-    page_starts, text, offset = [], "", 0
+    page_starts, offset = [], 0
     for page_text in page_texts:
         page_starts.append(offset)
-        text += page_text + "\n"
-        offset = len(text)
+        offset += len(page_text) + 1
+    text = "".join(page_text + "\n" for page_text in page_texts)
     title = " ".join(metadata.get("Title", "").split()) or name
     starts = _outline_starts(outline, page_texts, page_starts) or _chapter_line_starts(text)
     if not starts:

@@ -107,24 +107,20 @@ def chapter_listing(book: Book, selection: Sequence[int] | None = None) -> list[
     return lines
 
 
-def _letters(text: str) -> str:
-    return "".join(ch for ch in text.casefold() if ch.isalnum())
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"\w+", text.casefold()))
 
 
 def spoken_text(chapter: Chapter, *, pause: str) -> str:
     """The chapter as read: its title, a pause, then its body.
 
-    Readers keep the heading as the text's first line; a first line that is the title (or starts
-    like it: "Chapter 1" / "Chapter 1: The Road") is the heading, else the title is read first."""
+    Readers keep the heading as the text's first line. A first line whose words hold the title's
+    ("One" / "Chapter One"), or the other way round, is the heading; else the title is read first."""
     text = chapter.text.strip()
     title = one_line(chapter.title)
     first, _, rest = text.partition("\n")
-    heading_letters, title_letters = _letters(first), _letters(title)
-    if (
-        title_letters
-        and heading_letters
-        and (heading_letters.startswith(title_letters) or title_letters.startswith(heading_letters))
-    ):
+    heading_words, title_words = _words(first), _words(title)
+    if title_words and heading_words and (title_words <= heading_words or heading_words <= title_words):
         heading, body = one_line(first), rest.strip()
     else:
         heading, body = title, text

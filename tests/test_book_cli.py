@@ -584,3 +584,22 @@ def test_ctrl_c_keeps_finished_chapters_and_a_rerun_finishes_the_rest(
         author="Ada Author",
     )
     assert json.loads((out / MANIFEST_NAME).read_text())["format"] == "elevtts-batch-manifest"
+
+
+def test_an_audiobook_name_taken_by_another_file_is_not_overwritten(
+    tmp_path: Path, local_server: str
+) -> None:
+    source = write(tmp_path / "little.md", MARKDOWN)
+    out = tmp_path / "out"
+    theirs = write(out / "little.mp3", b"someone else's recording")
+    result = book(source, "--url", local_server, *ESPEAK, "-d", out)
+    assert result.exit_code == 4
+    assert result.stderr == (
+        f"elevtts: error: {theirs} exists and was not written by elevtts book (use --force to overwrite)\n"
+    )
+    assert theirs.read_bytes() == b"someone else's recording" and not chapter_files(out)
+    assert book(source, "--url", local_server, *ESPEAK, "-d", out, "--force").exit_code == 0
+    check_little(out, LITTLE_TITLES)
+    # ours from here on: a re-run replaces it without --force
+    assert book(source, "--url", local_server, *ESPEAK, "-d", out, "--chapters", "1").exit_code == 0
+    assert [title for title, _, _ in read_marks(out / "little.mp3")[1]] == ["Arrival"]

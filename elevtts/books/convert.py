@@ -18,6 +18,7 @@ rename): an interrupted or failed run never leaves an audiobook that looks compl
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 import unicodedata
@@ -36,6 +37,7 @@ from elevtts.output import ensure_directory, slug, write_text
 from elevtts.speak import SendPolicy
 
 TEXT_DIR = ".elevtts-book"  # the spoken text of each chapter: the batch's inputs
+WRITTEN_NAME = "audiobooks.json"  # in TEXT_DIR: the audiobooks written here (name -> size)
 WORDS_PER_MINUTE = 155  # a usual audiobook narration rate, for `--list-chapters` estimates
 # The live service honours break tags (up to 3 s). The local server reads them aloud until the
 # parallel <break> work lands in its synthesis path (measured: +2.2 s of speech, no silence), so
@@ -276,12 +278,36 @@ def _chapter_file(file: FileReport) -> str:
 # Converting
 
 
-def _remove(*paths: Path) -> None:
+def _written(text_dir: Path) -> dict[str, int]:
+    try:
+        data = json.loads((text_dir / WRITTEN_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(v, int)} if isinstance(data, dict) else {}
+
+
+def _remove_stale(text_dir: Path, paths: Sequence[Path], *, force: bool) -> None:
+    """Remove the audiobooks an earlier run wrote here; refuse to remove anyone else's file."""
+    written = _written(text_dir)
     for path in paths:
         try:
-            path.unlink(missing_ok=True)
+            size = path.stat().st_size
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise OutputError(f"cannot read {path}: {exc.strerror or exc}") from None
+        if not force and written.get(path.name) != size:
+            raise OutputError(f"{path} exists and was not written by elevtts book (use --force to overwrite)")
+        try:
+            path.unlink()
         except OSError as exc:
             raise OutputError(f"cannot remove {path}: {exc.strerror or exc}") from None
+
+
+def _record_written(text_dir: Path, path: Path) -> None:
+    written = _written(text_dir)
+    written[path.name] = path.stat().st_size
+    write_text(text_dir / WRITTEN_NAME, json.dumps(written, indent=2) + "\n")
 
 
 def _write_texts(text_dir: Path, scripts: dict[str, str]) -> list[Path]:
@@ -325,7 +351,7 @@ async def convert_book(
     selected = plan.chapters or tuple(range(1, len(book.chapters) + 1))
     audiobook, m4b = root / f"{stem}.mp3", root / f"{stem}.m4b"
     # Out of date from here on: an interrupted run must not leave one that looks complete.
-    _remove(audiobook, m4b)
+    _remove_stale(text_dir, (audiobook, m4b), force=plan.force)
     scripts = {names[n - 1]: spoken_text(book.chapters[n - 1], pause=plan.title_pause) for n in selected}
     texts = await asyncio.to_thread(_write_texts, text_dir, scripts)
     for number, text_path in zip(selected, texts, strict=True):
@@ -365,10 +391,12 @@ async def convert_book(
         )
     chapters = [(c.title, Path(c.file)) for c in report.chapters]
     marks = await asyncio.to_thread(_join, audiobook, chapters, title=book.title, author=book.author)
+    await asyncio.to_thread(_record_written, text_dir, audiobook)
     report.audiobook = str(audiobook)
     report.marks = [asdict(mark) for mark in marks]
     if plan.m4b:
         await asyncio.to_thread(_join_m4b, m4b, chapters, title=book.title, author=book.author)
+        await asyncio.to_thread(_record_written, text_dir, m4b)
         report.m4b = str(m4b)
     report.wall_s = time.monotonic() - started
     return report

@@ -603,3 +603,17 @@ def test_an_audiobook_name_taken_by_another_file_is_not_overwritten(
     # ours from here on: a re-run replaces it without --force
     assert book(source, "--url", local_server, *ESPEAK, "-d", out, "--chapters", "1").exit_code == 0
     assert [title for title, _, _ in read_marks(out / "little.mp3")[1]] == ["Arrival"]
+
+
+def test_book_takes_speaks_voice_and_format_options_as_declared() -> None:
+    import typer
+    from test_cli_help import _options
+
+    group: Any = typer.main.get_command(app)
+    speak, book_options = _options(group.commands["speak"]), _options(group.commands["book"])
+    shared = set(book_options) & set(speak)
+    voice_and_format = {"url", "api_key", "voice", "model", "output_format", "speed", "stability"}
+    assert shared >= voice_and_format | {"subtitles", "force", "as_json", "quiet"}
+    for name in shared - {"output_dir"}:  # a book's own directory by default: output/<file name>
+        assert book_options[name] == speak[name], name
+    assert set(book_options) - set(speak) == {"list_chapters", "chapters", "m4b"}

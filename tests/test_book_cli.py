@@ -262,6 +262,9 @@ def test_an_epub3_book_end_to_end_with_m4b(tmp_path: Path, local_server: str) ->
     assert result.stdout == "" and result.stderr == ""  # -q: nothing on either stream
     assert [p.name for p in chapter_files(out)] == ["01-one.mp3", "02-two.mp3", "03-three.mp3"]
     check_audiobook(out, "tale", ["One", "Two", "Three"], title="The Test Book", author="Ada Author")
+    # the nav's "One" is the heading "Chapter One": read once, then the pause
+    spoken = (out / TEXT_DIR / "01-one.txt").read_text(encoding="utf-8")
+    assert spoken == "Chapter One.\n\nIt was a dark night."
     with av.open(str(out / "tale.m4b")) as container:
         assert container.metadata["title"] == "The Test Book"
         assert [c["metadata"]["title"] for c in container.chapters()] == ["One", "Two", "Three"]
@@ -516,17 +519,49 @@ class GateEngine:
         return get_engine("espeak").synthesize(text, options)
 
 
+class PoisonEngine:
+    """espeak, except that a piece containing "Poison" always fails."""
+
+    voice = Voice("book-poison", "Poison", "espeak", "en", ESPEAK_VOICE.sample_rate, "espeak that fails")
+
+    def synthesize(self, text: str, options: SynthesisOptions) -> Speech:
+        if "Poison" in text:
+            raise RuntimeError("the engine failed on cue")
+        return get_engine("espeak").synthesize(text, options)
+
+
 @pytest.fixture
 def gate_server(local_server: str) -> Iterator[tuple[ServerThread, str]]:
     register_engine(GateEngine.voice, GateEngine)
+    register_engine(PoisonEngine.voice, PoisonEngine)
     GateEngine.entered.clear()
     GateEngine.opened.clear()
     # two synthesis slots: the gated chapter must not hold up the one beside it
-    thread, url = run_local_server(ServerConfig(port=0, voices=("espeak", "book-gate"), synthesis_slots=2))
+    voices = ("espeak", "book-gate", "book-poison")
+    thread, url = run_local_server(ServerConfig(port=0, voices=voices, synthesis_slots=2))
     yield thread, url
     GateEngine.opened.set()
     thread.stop()
-    engines._REGISTRY.pop(GateEngine.voice.voice_id, None)  # there is no public unregister
+    for voice in (GateEngine.voice, PoisonEngine.voice):  # there is no public unregister
+        engines._REGISTRY.pop(voice.voice_id, None)
+
+
+def test_a_failed_chapter_exits_10_with_no_audiobook(
+    tmp_path: Path, gate_server: tuple[ServerThread, str]
+) -> None:
+    _, url = gate_server
+    source = write(tmp_path / "little.md", MARKDOWN.replace("Rain fell", "Poison fell"))
+    out = tmp_path / "out"
+    result = book(source, "--url", url, "--voice", "book-poison", "-d", out, "--json")
+    assert result.exit_code == 10, result.output
+    message = result.stderr.splitlines()[-1]
+    assert message.startswith("elevtts: error: 1 of 3 chapters failed: chapter 2 (The Storm): ")
+    assert message.endswith("; no audiobook written")
+    report = json.loads(result.stdout)
+    assert [c["status"] for c in report["chapters"]] == ["done", "failed", "done"]
+    assert report["ok"] is False and report["audiobook"] is None
+    assert [p.name for p in chapter_files(out)] == ["01-arrival.mp3", "03-departure.mp3"]
+    assert not (out / "little.mp3").exists() and not (out / "little.mp3.part").exists()
 
 
 GATED = MARKDOWN.replace("Rain fell all afternoon.", "Rain fell. Gate holds this chapter.")

@@ -44,6 +44,7 @@ from elevtts.books.convert import (
     eta_seconds,
     format_duration,
     honours_break_tags,
+    join_chapters,
     parse_chapter_selection,
     spoken_text,
 )
@@ -468,6 +469,26 @@ def test_a_missing_books_extra_is_named(tmp_path: Path) -> None:
 
 def test_book_help_imports_nothing_heavy() -> None:
     assert _modules_after("book", "--help") == []
+
+
+def test_a_join_that_ends_after_a_cancel_leaves_no_audiobook(tmp_path: Path) -> None:
+    """Ctrl-C while the audiobook is joined: the thread runs to its end, then removes its file."""
+    from test_books_marks import encode
+
+    chapters = [
+        ("A", write(tmp_path / "01-a.mp3", encode(0.5))),
+        ("B", write(tmp_path / "02-b.mp3", encode(0.7))),
+    ]
+    cancelled = threading.Event()
+    cancelled.set()
+    for m4b in (False, True):
+        target = tmp_path / ("b.m4b" if m4b else "b.mp3")
+        marks = join_chapters(target, chapters, title="T", author="", m4b=m4b, cancelled=cancelled)
+        assert [mark.title for mark in marks] == ["A", "B"]
+        assert not target.exists() and not target.with_name(target.name + ".part").exists()
+    join_chapters(tmp_path / "b.mp3", chapters, title="T", author="")
+    written = json.loads((tmp_path / TEXT_DIR / "audiobooks.json").read_text())
+    assert written["b.mp3"] == (tmp_path / "b.mp3").stat().st_size  # ours: a re-run may replace it
 
 
 # ---------------------------------------------------------------------------------------------

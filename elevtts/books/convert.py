@@ -18,8 +18,10 @@ rename): an interrupted or failed run never leaves an audiobook that looks compl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
+import threading
 import time
 import unicodedata
 from collections.abc import Sequence
@@ -31,6 +33,7 @@ from elevtts.batch import BatchPlan, BatchReport, discover_inputs, run_batch
 from elevtts.batch.manifest import DONE, SKIPPED
 from elevtts.batch.progress import BatchProgress, FileReport, SilentBatchProgress
 from elevtts.books import Book, Chapter
+from elevtts.books.marks import ChapterMark, write_audiobook, write_m4b
 from elevtts.client import Endpoint, StreamOptions
 from elevtts.errors import BatchIncomplete, OutputError, UsageError
 from elevtts.output import ensure_directory, slug, write_text
@@ -307,7 +310,7 @@ def _remove_stale(text_dir: Path, paths: Sequence[Path], *, force: bool) -> None
 def _record_written(text_dir: Path, path: Path) -> None:
     written = _written(text_dir)
     written[path.name] = path.stat().st_size
-    write_text(text_dir / WRITTEN_NAME, json.dumps(written, indent=2) + "\n")
+    write_text(ensure_directory(text_dir) / WRITTEN_NAME, json.dumps(written, indent=2) + "\n")
 
 
 def _write_texts(text_dir: Path, scripts: dict[str, str]) -> list[Path]:
@@ -390,35 +393,55 @@ async def convert_book(
             f"{len(failed)} of {len(report.chapters)} chapters failed: {first}{more}; no audiobook written"
         )
     chapters = [(c.title, Path(c.file)) for c in report.chapters]
-    marks = await asyncio.to_thread(_join, audiobook, chapters, title=book.title, author=book.author)
-    await asyncio.to_thread(_record_written, text_dir, audiobook)
-    report.audiobook = str(audiobook)
-    report.marks = [asdict(mark) for mark in marks]
-    if plan.m4b:
-        await asyncio.to_thread(_join_m4b, m4b, chapters, title=book.title, author=book.author)
-        await asyncio.to_thread(_record_written, text_dir, m4b)
-        report.m4b = str(m4b)
+    cancelled = threading.Event()
+    try:
+        marks = await asyncio.to_thread(
+            join_chapters, audiobook, chapters, title=book.title, author=book.author, cancelled=cancelled
+        )
+        report.audiobook = str(audiobook)
+        report.marks = [asdict(mark) for mark in marks]
+        if plan.m4b:
+            await asyncio.to_thread(
+                join_chapters,
+                m4b,
+                chapters,
+                title=book.title,
+                author=book.author,
+                m4b=True,
+                cancelled=cancelled,
+            )
+            report.m4b = str(m4b)
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        # The joining thread runs on to its end (asyncio.run waits for it): it removes its file
+        # when it sees the flag, and this removes one it finished before the flag was set.
+        cancelled.set()
+        report.interrupted, report.audiobook, report.m4b, report.marks = True, None, None, []
+        with contextlib.suppress(OutputError):
+            _remove_stale(text_dir, (audiobook, m4b), force=True)
+        raise
     report.wall_s = time.monotonic() - started
     return report
 
 
-def _join(path: Path, chapters: list[tuple[str, Path]], *, title: str, author: str) -> list[Any]:
-    from elevtts.books.marks import write_audiobook
-
+def join_chapters(
+    path: Path,
+    chapters: Sequence[tuple[str, Path]],
+    *,
+    title: str,
+    author: str,
+    m4b: bool = False,
+    cancelled: threading.Event | None = None,
+) -> list[ChapterMark]:
+    """Write the audiobook `path` (MP3 frames joined, or M4B) and record it as ours. If
+    `cancelled` is set by the time it is written, it is removed: a cancelled run leaves none."""
+    write = write_m4b if m4b else write_audiobook
     try:
-        return write_audiobook(path, chapters, title=title, author=author)
-    except ValueError as exc:
-        raise OutputError(f"cannot join the chapters into {path}: {exc}") from None
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
-
-
-def _join_m4b(path: Path, chapters: list[tuple[str, Path]], *, title: str, author: str) -> None:
-    from elevtts.books.marks import write_m4b
-
-    try:
-        write_m4b(path, chapters, title=title, author=author)
+        marks = write(path, chapters, title=title, author=author)
+        _record_written(path.parent / TEXT_DIR, path)
     except ValueError as exc:
         raise OutputError(f"cannot write {path}: {exc}") from None
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    if cancelled is not None and cancelled.is_set():
+        path.unlink(missing_ok=True)
+    return marks

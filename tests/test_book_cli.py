@@ -216,7 +216,12 @@ def test_listing_and_estimates() -> None:
 def test_eta_from_characters_per_second() -> None:
     assert eta_seconds(done_chars=0, elapsed_s=5.0, remaining_chars=100) is None
     assert eta_seconds(done_chars=1000, elapsed_s=10.0, remaining_chars=3000) == pytest.approx(30.0)
-    assert [format_duration(s) for s in (4.4, 75, 3725)] == ["4 s", "1 min 15 s", "1 h 02 min"]
+    assert [format_duration(s) for s in (4.44, 59.96, 75, 3725)] == [
+        "4.4 s",
+        "1 min 00 s",
+        "1 min 15 s",
+        "1 h 02 min",
+    ]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -145,12 +145,14 @@ def eta_seconds(*, done_chars: int, elapsed_s: float, remaining_chars: int) -> f
 
 
 def format_duration(seconds: float) -> str:
+    if seconds < 59.95:
+        return f"{seconds:.1f} s"
     seconds = round(seconds)
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:
         return f"{hours} h {minutes:02d} min"
-    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+    return f"{minutes} min {secs:02d} s"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ def _root(
 
 # Importing the modules registers their commands.
 from elevtts.cli import batch as _batch  # noqa: E402,F401
+from elevtts.cli import bench as _bench  # noqa: E402,F401
 from elevtts.cli import serve as _serve  # noqa: E402,F401
 from elevtts.cli import speak as _speak  # noqa: E402,F401
 from elevtts.cli import voices as _voices  # noqa: E402,F401

@@ -112,7 +112,7 @@ def _fmt(value: float | None, unit: str) -> str:
     if unit == "ms":
         return f"{value:.0f} ms"
     if unit == "MB":
-        return f"{value:.1f} MB"
+        return f"{value:.2f} MB" if abs(value) < 10 else f"{value:.1f} MB"
     if unit == "x":
         return f"{value:.1f}x"
     return f"{value:.3g} {unit}".strip()
@@ -181,10 +181,15 @@ def elevtts(*args: str) -> list[str]:
 
 def seconds_to_exit(command: list[str], *, cwd: Path) -> float:
     started = time.perf_counter()
-    subprocess.run(
-        command, cwd=cwd, env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True
+    result = subprocess.run(
+        command, cwd=cwd, env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
-    return time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(command[2:4])} failed: {result.stderr.decode(errors='replace')[-300:]}"
+        )
+    return elapsed
 
 
 def seconds_to_first_byte(
@@ -413,20 +418,27 @@ def target_warm(run: Run, url: str, raw: RawPiper) -> list[Figure]:
         sentence_ms.append(bench(url, single, SENTENCE_16).results[0].trials[0].ttfb_ms)
         raw_ms.append(raw.first_piece_s(SENTENCE_16) * 1000)
         long_ms.append(bench(url, single, long_text).results[0].trials[0].ttfb_ms)
-    hello = bench_cli_json(url, "--text", "Hello there.", "--send", "whole", "-n", str(run.runs * 4))
-    hello_ttfb = [t["ttfb_ms"] for t in hello["results"][0]["trials"] if t["ok"]]
-    hello_raw = statistics.median(raw.first_piece_s("Hello there.") * 1000 for _ in range(run.runs * 4))
+    hello_ttfb: list[float] = []
+    hello_raw_ms: list[float] = []
+    hello_errors = 0
+    for _ in range(run.runs * 4):
+        trial = bench(url, single, "Hello there.").results[0].trials[0]
+        hello_errors += not trial.ok
+        if trial.ttfb_ms is not None:
+            hello_ttfb.append(trial.ttfb_ms)
+        hello_raw_ms.append(raw.first_piece_s("Hello there.") * 1000)
+    hello_raw = statistics.median(hello_raw_ms)
     hello_p50 = statistics.median(hello_ttfb) if hello_ttfb else None
     short = Figure(
         "4 short phrase",
-        "`Hello there.` TTFB p50, warm server (`elevtts bench`)",
+        "`Hello there.` TTFB p50, warm server",
         hello_p50,
         "ms",
         "raw Piper, same text",
         hello_raw,
         goal="< 100 ms",
         passed=None if hello_p50 is None else hello_p50 < 100,
-        note=f"{len(hello_ttfb)} trials, {hello['results'][0]['errors']} errors",
+        note=f"{len(hello_ttfb)} trials, {hello_errors} errors",
     )
     sentence_p50 = statistics.median(sentence_ms)
     return [
@@ -484,8 +496,7 @@ def target_throughput(run: Run, url: str, raw: RawPiper) -> list[Figure]:
     text = long_text(chars)
     source = run.work / "throughput.txt"
     source.write_text(text)
-    out = run.work / "throughput.mp3"
-    command = elevtts("speak", "-f", str(source), "--url", url, "-o", str(out), "-q", "--force")
+    command = elevtts("speak", "-f", str(source), "--url", url, "-o", "-", "-q")
     speak_s, raw_s = alternate(
         max(2, run.runs // 2), lambda: seconds_to_exit(command, cwd=run.work), lambda: raw.whole(text)[0]
     )
@@ -640,7 +651,7 @@ def target_concurrency(run: Run, url: str, raw: RawPiper) -> list[Figure]:
     figures = [
         ratio_figure(
             "8 concurrency",
-            f"{streams} paragraph streams at once: TTFB p50",
+            f"{streams} paragraph streams at once (sent word by word): TTFB p50",
             statistics.median(many_ttfb) if many_ttfb else None,
             "ms",
             "one stream alone",
@@ -715,14 +726,15 @@ def target_memory(run: Run, url: str, server_pid: int) -> list[Figure]:
             handle.write(paragraph + "\n\n")
     seconds = 6 if run.quick else 15
     out = run.work / "big.mp3"
-    client = subprocess.Popen(
-        elevtts("speak", "-f", str(big), "--url", url, "--voice", "espeak", "-o", str(out), "-q", "--force"),
-        cwd=run.work,
-        env=child_env(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    with out.open("wb") as sink:  # the child writes the audio to stdout, into this file
+        client = subprocess.Popen(
+            elevtts("speak", "-f", str(big), "--url", url, "--voice", "espeak", "-o", "-", "-q"),
+            cwd=run.work,
+            env=child_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.DEVNULL,
+        )
     peak = 0.0
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and client.poll() is None:
@@ -732,7 +744,7 @@ def target_memory(run: Run, url: str, server_pid: int) -> list[Figure]:
     finished = client.poll() is not None
     client.terminate()
     client.wait(timeout=20)
-    written = out.stat().st_size if out.exists() else sum(p.stat().st_size for p in run.work.glob("big.mp3*"))
+    written = out.stat().st_size
     server_peak = rss_mb(server_pid, "VmHWM")
     count = 20 if run.quick else 50
     before, after = asyncio.run(_idle_connections(url, count, server_pid))
@@ -767,7 +779,7 @@ def target_memory(run: Run, url: str, server_pid: int) -> list[Figure]:
             "MB",
             goal="< 5 MB",
             passed=per_connection < 5,
-            note=f"{before:.0f} -> {after:.0f} MB",
+            note=f"VmRSS {before:.1f} -> {after:.1f} MB",
         ),
     ]
 
@@ -792,9 +804,7 @@ def target_peers(run: Run, url: str, cold: list[Figure]) -> list[Figure]:
         source = run.work / "peers.txt"
         source.write_text(text)
         speak_s = seconds_to_exit(
-            elevtts(
-                "speak", "-f", str(source), "--url", url, "-o", str(run.work / "peers.mp3"), "-q", "--force"
-            ),
+            elevtts("speak", "-f", str(source), "--url", url, "-o", "-", "-q"),
             cwd=run.work,
         )
         figures.append(

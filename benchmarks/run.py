@@ -480,7 +480,7 @@ def bench_cli_json(url: str, *args: str, voice: str = "joe") -> dict[str, Any]:
 
 
 def long_text(chars: int) -> str:
-    pieces = []
+    pieces: list[str] = []
     index = 0
     while sum(map(len, pieces)) < chars:
         pieces.append(

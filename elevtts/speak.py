@@ -24,16 +24,17 @@ from elevtts.chunking import Chunk, TextSplitter
 from elevtts.client import Endpoint, Session, Stream, StreamOptions, StreamStats
 from elevtts.config import SendFlush, StreamConfig
 from elevtts.display import Display, SilentDisplay
-from elevtts.errors import ConnectionDropped, ElevttsError, InputError, OutputError
+from elevtts.errors import ConnectError, ConnectionDropped, ElevttsError, InputError, OutputError
 from elevtts.markdown import MarkdownStripper
 from elevtts.output import AudioFile, ChunkWriter, OutputPaths, write_json, write_text
 from elevtts.player import Player
 from elevtts.protocol import AudioFrame, StreamParams
+from elevtts.retry import Backoff, is_retryable, retry_hint_for
 from elevtts.subtitles import SubtitleBuilder, to_json, to_srt, to_vtt
 
 READ_SIZE = 64 * 1024
-MAX_RECONNECTS = 3  # a dropped connection is resumed this many times
-RECONNECT_DELAY_S = 0.5  # doubled at each reconnect
+RETRIES = 3  # attempts to reconnect and resume after dropped connections, in one run
+NOTHING_TO_SPEAK = "nothing to speak: the input has no letters or digits"
 _FLUSH_AFTER = {
     "sentence": frozenset({"sentence", "paragraph"}),
     "paragraph": frozenset({"paragraph"}),
@@ -69,7 +70,12 @@ class SpeakResult:
     ok: bool = True
     error: str | None = None
     part_path: Path | None = None
-    extra_files: list[Path] = field(default_factory=list)
+    extra_files: dict[str, Path] = field(default_factory=dict)  # by kind: srt, vtt, json, stats
+
+
+def speakable(text: str) -> bool:
+    """Whether the text holds anything to say: a letter or a digit (not only spaces or punctuation)."""
+    return any(char.isalnum() for char in text)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -116,7 +122,33 @@ async def file_source(path: Path, *, digest: Any = None) -> AsyncIterator[str]:
         handle.close()
 
 
-async def stream_source(fd: int) -> AsyncIterator[str]:
+async def document_source(path: Path) -> AsyncIterator[str]:
+    """A whole Markdown file as its spoken text: a CommonMark parser needs the whole document."""
+    from elevtts.markdown import strip_markdown_document
+
+    pieces = [piece async for piece in file_source(path)]
+    yield strip_markdown_document("".join(pieces))
+
+
+async def stripped_source(source: AsyncIterator[str]) -> AsyncIterator[str]:
+    """Markdown stripped from a stream, line by line, as it arrives."""
+    stripper = MarkdownStripper()
+    async for piece in source:
+        if text := stripper.feed(piece):
+            yield text
+    if tail := stripper.flush():
+        yield tail
+
+
+def open_stream(path: Path) -> int:
+    """A file descriptor for a pipe or device path (`/dev/stdin`, `<(cmd)`), read as a stream."""
+    try:
+        return os.open(path, os.O_RDONLY)
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+async def stream_source(fd: int, *, name: str = "standard input") -> AsyncIterator[str]:
     """Yield text from a file descriptor as soon as it arrives (not line- or EOF-buffered).
 
     The blocking reads run on a daemon thread, so a silent producer never blocks the loop
@@ -141,11 +173,11 @@ async def stream_source(fd: int) -> AsyncIterator[str]:
     while True:
         item = await queue.get()
         if isinstance(item, Exception):
-            raise InputError(f"cannot read standard input: {item}")
+            raise InputError(f"cannot read {name}: {item}")
         try:
             text = decoder.decode(item or b"", final=item is None)
         except UnicodeDecodeError as exc:
-            raise InputError(f"standard input is not UTF-8 text ({exc.reason})") from None
+            raise InputError(f"{name} is not UTF-8 text ({exc.reason})") from None
         if text:
             yield text
         if item is None:
@@ -183,6 +215,8 @@ class _Sender:
         self.sent_chars = 0
         self.unflushed = False  # text sent since the last flush
         self.ended = False  # the end of input was sent
+        self.has_words = False  # a chunk with something to say was sent
+        self._held: list[Chunk] = []  # chunks of punctuation only, before the first word
         self._queue: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
         self._reader: asyncio.Task[None] | None = None
 
@@ -226,6 +260,8 @@ class _Sender:
             if item is None:
                 tail = self.markdown.flush() if self.markdown else ""
                 await self._send_chunks(self.splitter.feed(tail) + self.splitter.flush())
+                if not self.has_words:
+                    raise InputError(NOTHING_TO_SPEAK)
                 await self._end()
                 return
             text = self.markdown.feed(item) if self.markdown else item
@@ -294,6 +330,13 @@ class _Sender:
 
     async def _send_chunks(self, chunks: list[Chunk], *, force_flush: bool = False) -> bool:
         assert self.stream is not None
+        if not self.has_words:
+            # Nothing goes out before the first word: an input with none is refused, not synthesized.
+            self._held.extend(chunks)
+            if not any(speakable(chunk.text) for chunk in chunks):
+                return False
+            chunks, self._held = self._held, []
+            self.has_words = True
         # Recorded before sending: a chunk lost with a dropped connection is sent again.
         self.sent.extend(chunk.text for chunk in chunks)
         for index, chunk in enumerate(chunks):
@@ -310,6 +353,15 @@ class _Sender:
 # Receiving
 
 
+def _wav_sample_rate(output_format: str) -> int:
+    from elevtts.formats import parse_output_format
+
+    found = parse_output_format(output_format)
+    if found.codec != "pcm":
+        raise OutputError(f"a .wav file holds pcm_* audio, not {output_format}")
+    return found.sample_rate
+
+
 class _Receiver:
     """Writes each audio frame where the plan says, as it arrives."""
 
@@ -318,7 +370,10 @@ class _Receiver:
         self.display = display
         self.meter = DurationMeter(output_format)
         self.subtitles = SubtitleBuilder() if plan.subtitles else None
-        self.audio = AudioFile(plan.paths) if plan.paths else None
+        wav_rate = (
+            _wav_sample_rate(output_format) if plan.paths and plan.paths.extension.lower() == "wav" else None
+        )
+        self.audio = AudioFile(plan.paths, wav_sample_rate=wav_rate) if plan.paths else None
         self.chunks = ChunkWriter(plan.paths) if plan.paths and plan.keep_chunks else None
 
     def open(self) -> None:
@@ -344,6 +399,8 @@ class _Receiver:
                 self.plan.stdout.flush()
             except BrokenPipeError:
                 raise OutputError("standard output was closed (the player or pipe went away)") from None
+            except OSError as exc:
+                raise OutputError(f"cannot write to standard output: {exc.strerror or exc}") from None
         if self.plan.player is not None:
             self.plan.player.feed(frame.audio)
         self.display.update(state="speaking", audio_s=self.meter.seconds)
@@ -360,9 +417,17 @@ async def speak(
     multi: bool = False,
     settings_for_stats: dict[str, Any] | None = None,
     label: str = "speak",
+    retries: int = RETRIES,
+    backoff: Backoff | None = None,
 ) -> SpeakResult:
-    """Speak everything `source` yields. Raises `ElevttsError` subclasses; keeps `.part` on failure."""
+    """Speak everything `source` yields. Raises `ElevttsError` subclasses; keeps `.part` on failure.
+
+    A dropped connection is resumed on a new one from the last confirmed audio; `retries`
+    reconnection attempts in all (a refused one counts), `backoff` apart. When they run out,
+    or without alignment to resume from, `ConnectionDropped`.
+    """
     display = display or SilentDisplay()
+    backoff = backoff or Backoff()
     if plan.paths is not None:
         plan.paths.check_free(force=plan.force, subtitle_kinds=plan.subtitles)
     receiver = _Receiver(plan, options.params.output_format, display)
@@ -375,6 +440,8 @@ async def speak(
     if plan.player is not None:
         await plan.player.start()
     sender.start_reading(source)
+    dropped: ConnectionDropped | None = None  # the drop being recovered from
+    attempts = 0  # reconnection attempts so far
     try:
         while True:
             try:
@@ -393,12 +460,25 @@ async def speak(
                         with contextlib.suppress(ElevttsError):
                             await session.close_socket()
                 break
-            except ConnectionDropped as exc:
+            except (ConnectionDropped, ConnectError) as exc:
                 # Resume on a new connection from the last audio the alignment confirms.
-                if stats.reconnects >= MAX_RECONNECTS or stats.spoken_chars_confirmed is None:
-                    raise
-                display.note(f"elevtts: {exc.message}; reconnecting to resume from the last confirmed audio")
-                await asyncio.sleep(RECONNECT_DELAY_S * 2**stats.reconnects)
+                if isinstance(exc, ConnectionDropped):
+                    if stats.spoken_chars_confirmed is None:
+                        raise  # no alignment: where to resume is unknown
+                    dropped = exc
+                elif dropped is None or not is_retryable(exc):
+                    raise  # the first connection, or a refusal that will not change
+                attempts += 1
+                if attempts > retries:
+                    tried = f"{retries} reconnection attempt{'s' if retries != 1 else ''}"
+                    gave_up = f"{dropped.message}; gave up after {tried} ({exc.message})"
+                    raise ConnectionDropped(gave_up) from None
+                delay = backoff.delay(attempts, retry_hint_for(exc))
+                display.note(
+                    f"elevtts: {exc.message}; reconnecting in {delay:.1f} s to resume from the last "
+                    f"confirmed audio (attempt {attempts} of {retries})"
+                )
+                await asyncio.sleep(delay)
     except BaseException as exc:
         display.stop()
         if plan.player is not None:
@@ -408,7 +488,8 @@ async def speak(
             exc.message += f" (partial audio kept in {part})"
             exc.args = (exc.message,)
         failed = isinstance(exc, ElevttsError | asyncio.CancelledError | KeyboardInterrupt)
-        if failed and plan.paths is not None and plan.write_stats and stream is not None:
+        said = sender.sent_chars > 0  # with nothing sent there is nothing to describe
+        if failed and said and plan.paths is not None and plan.write_stats and stream is not None:
             summary = _summary(stream, receiver, started, settings_for_stats, ok=False, error=str(exc))
             with contextlib.suppress(OutputError):
                 write_json(plan.paths.stats, summary)
@@ -429,10 +510,10 @@ async def speak(
             for kind in plan.subtitles:
                 path = plan.paths.subtitles(kind)
                 write_text(path, renderers[kind](words))
-                result.extra_files.append(path)
+                result.extra_files[kind] = path
         if plan.write_stats:
             write_json(plan.paths.stats, summary)
-            result.extra_files.append(plan.paths.stats)
+            result.extra_files["stats"] = plan.paths.stats
     return result
 
 

@@ -30,7 +30,6 @@ from typer.testing import CliRunner
 from elevtts.batch.inputs import BatchInput, OutputLayout, assign_names, discover_inputs, safe_component
 from elevtts.batch.manifest import DONE, FAILED, INTERRUPTED, MANIFEST_NAME, Manifest, ManifestEntry
 from elevtts.batch.progress import BatchPlan, RichBatchProgress
-from elevtts.batch.retry import Backoff, is_retryable, retry_hint
 from elevtts.batch.runner import run_batch
 from elevtts.cli import app
 from elevtts.client import Endpoint, StreamOptions
@@ -43,6 +42,7 @@ from elevtts.errors import (
     InputError,
     ServerError,
 )
+from elevtts.retry import Backoff, is_retryable, retry_hint
 from elevtts.server import engines
 from elevtts.server.app import ServerConfig
 from elevtts.server.engines import (

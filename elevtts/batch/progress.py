@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from elevtts.batch.manifest import DONE, FAILED, FAILED_BEFORE, INTERRUPTED, NOT_STARTED, SKIPPED
-from elevtts.batch.retry import Backoff
 from elevtts.display import SilentDisplay
+from elevtts.retry import Backoff
 
 # ---------------------------------------------------------------------------------------------
 # Plan, reports, progress

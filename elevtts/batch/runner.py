@@ -47,7 +47,6 @@ from elevtts.batch.progress import (
     FileReport,
     SilentBatchProgress,
 )
-from elevtts.batch.retry import is_retryable, retry_hint_for
 from elevtts.client import Endpoint, StreamOptions
 from elevtts.errors import (
     AuthenticationError,
@@ -57,6 +56,7 @@ from elevtts.errors import (
 )
 from elevtts.formats import parse_output_format
 from elevtts.output import OutputPaths, ensure_directory, write_json
+from elevtts.retry import is_retryable, retry_hint_for
 from elevtts.speak import OutputPlan, SendPolicy, file_source, speak
 
 # Files in flight by target: the embedded server shares one machine (2 cores here) and the live

@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from elevtts.cli.common import run_guarded
+from elevtts.cli.common import configure_logging, run_guarded
 from elevtts.cli.options import (
     ApiKeyOpt,
     AutoModeOpt,
+    DebugOpt,
     DictionaryOpt,
     FlushOpt,
     ForceOpt,
@@ -24,6 +25,7 @@ from elevtts.cli.options import (
     JsonOpt,
     KeepChunksOpt,
     LanguageOpt,
+    LogLevelOpt,
     MarkdownOpt,
     ModelOpt,
     MultiOpt,
@@ -31,6 +33,7 @@ from elevtts.cli.options import (
     OutputDirOpt,
     QuietOpt,
     RegionOpt,
+    RetriesOpt,
     ScheduleOpt,
     SeedOpt,
     SimilarityOpt,
@@ -64,10 +67,6 @@ RETRY_FAILED_HELP = (
     "Try again the files that failed in an earlier run"
     " (otherwise they stay failed until their text or settings change)."
 )
-RETRIES_HELP = (
-    "Further attempts after a dropped connection, an overloaded server or a connection failure"
-    " (jittered exponential backoff, honouring the server's retry hints)."
-)
 
 PathsArg = Annotated[
     list[str],
@@ -90,9 +89,6 @@ GlobOpt = Annotated[
 RetryFailedOpt = Annotated[
     bool, typer.Option("--retry-failed", help=RETRY_FAILED_HELP, rich_help_panel=BATCH)
 ]
-RetriesOpt = Annotated[
-    int, typer.Option("--retries", min=0, max=20, metavar="N", help=RETRIES_HELP, rich_help_panel=BATCH)
-]
 
 
 def batch_command(
@@ -100,10 +96,10 @@ def batch_command(
     jobs: JobsOpt = None,
     glob: GlobOpt = None,
     retry_failed: RetryFailedOpt = False,
-    retries: RetriesOpt = 3,
     url: UrlOpt = None,
     api_key: ApiKeyOpt = None,
     region: RegionOpt = "global",
+    retries: RetriesOpt = 3,
     multi: MultiOpt = False,
     voice: VoiceOpt = None,
     model: ModelOpt = None,
@@ -131,6 +127,8 @@ def batch_command(
     subtitles: SubtitlesOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+    log_level: LogLevelOpt = None,
 ) -> None:
     """Speak many files into an output directory, several at once; re-running resumes.
 
@@ -149,6 +147,7 @@ def batch_command(
         from elevtts.config import StreamConfig, parse_subtitles
         from elevtts.errors import BatchIncomplete
 
+        configure_logging(debug=debug, log_level=log_level, api_key=api_key)
         config = StreamConfig.from_flags(
             url=url,
             api_key=api_key,

@@ -391,8 +391,9 @@ def test_server_stopped_mid_run_then_a_rerun_completes_only_what_was_missing(
     assert_speech(*decode_mp3((out / "b.mp3").read_bytes()), words=words((src / "b.txt").read_text()))
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_stops_cleanly_and_a_rerun_finishes_the_rest(
-    tmp_path: Path, own_server: tuple[ServerThread, str]
+    tmp_path: Path, own_server: tuple[ServerThread, str], signum: int
 ) -> None:
     _, url = own_server
     src, out = tmp_path / "src", tmp_path / "out"
@@ -415,7 +416,7 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_finishes_the_rest(
         while not ((out / "b.mp3.part").exists() and (out / "b.mp3.part").stat().st_size):
             assert time.monotonic() < deadline, "no partial audio for b.txt"
             time.sleep(0.02)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signum)
         stdout, stderr = process.communicate(timeout=30)
     finally:
         if process.poll() is None:
@@ -423,7 +424,10 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_finishes_the_rest(
             process.communicate()
         GateEngine.opened.set()
     assert process.returncode == 130, stderr
-    assert "interrupted" in stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert "partial audio kept in out/b.mp3.part" in stderr
+    assert "re-run the same command to resume" in stderr
+    assert sorted(p.name for p in out.iterdir() if p.suffix in (".part", ".lock") and p.stem != "b.mp3") == []
     report = json.loads(stdout)  # the report is printed even when interrupted
     assert report["interrupted"] is True and report["ok"] is False
     assert [f["status"] for f in report["files"]] == ["done", INTERRUPTED, "not_started"]

@@ -158,7 +158,17 @@ def _summary_line(report: BatchReport) -> str:
     ]
     audio, wall = totals["audio_seconds"], totals["wall_s"] or 0.0
     line = f"batch: {', '.join(parts)}; {audio:.1f} s of audio in {wall:.1f} s"
-    return line + (f" (manifest {report.manifest})" if report.manifest else "")
+    line += f" (manifest {report.manifest})" if report.manifest else ""
+    if report.interrupted:
+        kept = [
+            f.output
+            for f in report.files
+            if f.status == INTERRUPTED and f.output and Path(f.output + ".part").exists()
+        ]
+        line += "\nbatch: interrupted"
+        line += f"; partial audio kept in {', '.join(p + '.part' for p in kept)}" if kept else ""
+        line += "; re-run the same command to resume"
+    return line
 
 
 class PlainBatchProgress(SilentBatchProgress):

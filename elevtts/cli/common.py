@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import sys
+import threading
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -24,13 +26,25 @@ def fail(message: str, code: int) -> typer.Exit:
 
 @contextlib.contextmanager
 def run_guarded() -> Iterator[None]:
-    """No traceback for expected failures; Ctrl-C exits 130."""
+    """No traceback for expected failures; Ctrl-C and SIGTERM exit 130 after the same clean shutdown."""
+    previous = _forward_sigterm()
     try:
         yield
     except ElevttsError as exc:
         raise fail(exc.message, exit_code_for(exc)) from None
     except KeyboardInterrupt:
         raise fail("interrupted", ExitCode.INTERRUPTED) from None
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _forward_sigterm() -> Any:
+    """SIGTERM (`timeout`, `docker stop`) becomes SIGINT, so it takes Ctrl-C's path: asyncio cancels
+    the work, `.part` files are kept and named, the batch manifest is saved. Returns the old handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return None  # signal handlers can only be set from the main thread
+    return signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
 
 
 def configure_logging(*, debug: bool, log_level: LogLevel | None, api_key: str | None) -> None:

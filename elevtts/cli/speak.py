@@ -340,24 +340,31 @@ def _quiet_stdout() -> None:
 async def _speak(
     config: StreamConfig, policy: SendPolicy, inputs: Any, plan: OutputPlan, display: Any, *, retries: int
 ) -> Any:
+    import asyncio
+
+    from elevtts.errors import Interrupted
     from elevtts.speak import settings_for_stats, speak, stream_options
     from elevtts.target import open_endpoint
 
     settings = settings_for_stats(config, policy)
     if inputs.markdown is not None:
         settings["strip_markdown"] = inputs.markdown
-    async with open_endpoint(config.target, voices=(config.voice_id,)) as endpoint:
-        return await speak(
-            inputs.source(),
-            endpoint=endpoint,
-            options=stream_options(config),
-            policy=policy,
-            plan=plan,
-            display=display,
-            multi=config.multi,
-            settings_for_stats=settings,
-            retries=retries,
-        )
+    try:
+        async with open_endpoint(config.target, voices=(config.voice_id,)) as endpoint:
+            return await speak(
+                inputs.source(),
+                endpoint=endpoint,
+                options=stream_options(config),
+                policy=policy,
+                plan=plan,
+                display=display,
+                multi=config.multi,
+                settings_for_stats=settings,
+                retries=retries,
+            )
+    except asyncio.CancelledError:  # Ctrl-C or SIGTERM: say what was kept
+        part = plan.paths.part if plan.paths is not None and plan.paths.part.exists() else None
+        raise Interrupted("interrupted" + (f"; partial audio kept in {part}" if part else "")) from None
 
 
 def _player(output_format: OutputFormat, display: Any) -> Any:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -131,3 +133,84 @@ def test_sigterm_is_a_clean_interrupt_that_keeps_the_part(workdir: Path) -> None
     assert "interrupted" in message and "output/long.pcm.part" in message and "kept" in message
     assert "Traceback" not in message
     assert (workdir / "output/long.pcm.part").stat().st_size > 16_000
+
+
+# -- issue 11 item 4: a .env file cannot take the key elsewhere ----------------------------------------
+
+
+class HeaderRecorder:
+    """A server that records each handshake's headers and speaks one silent frame per stream."""
+
+    def __init__(self) -> None:
+        self.keys: list[str | None] = []
+
+    async def handle(self, ws: Any) -> None:
+        self.keys.append(ws.request.headers.get("xi-api-key"))
+        async for raw in ws:
+            if json.loads(raw).get("text") == "":
+                audio = base64.b64encode(b"\xff\xf3\x14\xc4" + b"\x00" * 100).decode()
+                alignment = {"chars": ["a"], "charStartTimesMs": [0], "charDurationsMs": [10]}
+                await ws.send(json.dumps({"audio": audio, "alignment": alignment}))
+                await ws.send(json.dumps({"isFinal": True}))
+                await ws.close()
+                return
+
+
+@pytest.fixture
+def recorder() -> Iterator[tuple[HeaderRecorder, str]]:
+    from conftest import ServerThread
+    from websockets.asyncio.server import serve
+
+    server = HeaderRecorder()
+
+    async def factory() -> tuple[Any, str]:
+        ws_server = await serve(server.handle, "127.0.0.1", 0)
+        return ws_server, f"ws://127.0.0.1:{next(iter(ws_server.sockets)).getsockname()[1]}"
+
+    thread = ServerThread(factory)
+    url = thread.start()
+    yield server, url
+    thread.stop()
+
+
+KEY = "sk-user-key-from-the-environment-0123456789"
+
+
+@pytest.mark.parametrize(
+    ("dotenv", "environment", "flags", "sent"),
+    [
+        ("ELEVTTS_URL={url}\n", {"ELEVENLABS_API_KEY": KEY}, [], None),  # the attack: key withheld
+        ("ELEVTTS_URL={url}\n", {}, ["--api-key", KEY], None),
+        ("ELEVTTS_URL={url}\nELEVENLABS_API_KEY=" + KEY + "\n", {}, [], KEY),  # the .env's own key
+        ("", {"ELEVTTS_URL": "{url}", "ELEVENLABS_API_KEY": KEY}, [], KEY),  # all from the environment
+        ("", {"ELEVENLABS_API_KEY": KEY}, ["--url", "{url}"], KEY),
+        ("ELEVTTS_URL=ws://127.0.0.1:9\n", {"ELEVENLABS_API_KEY": KEY}, ["--url", "{url}"], KEY),
+    ],
+    ids=[
+        "env-key-dotenv-url",
+        "flag-key-dotenv-url",
+        "dotenv-both",
+        "env-both",
+        "flag-url",
+        "flag-over-dotenv",
+    ],
+)
+def test_a_key_never_goes_to_a_url_only_a_dotenv_named(
+    recorder: tuple[HeaderRecorder, str],
+    tmp_path: Path,
+    dotenv: str,
+    environment: dict[str, str],
+    flags: list[str],
+    sent: str | None,
+) -> None:
+    server, url = recorder
+    (tmp_path / ".env").write_text(dotenv.format(url=url))
+    env = {**clean_env(), **{k: v.format(url=url) for k, v in environment.items()}}
+    done = subprocess.run(
+        [sys.executable, "-m", "elevtts", "speak", *(f.format(url=url) for f in flags), "-q", "Hi."],
+        cwd=tmp_path, env=env, capture_output=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert server.keys == [sent]
+    assert (b"not sending the API key" in done.stderr) == (sent is None)
+    assert KEY.encode() not in done.stderr

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from elevtts.cli.common import configure_logging, run_guarded
+from elevtts.cli.common import api_key_for, configure_logging, run_guarded
 from elevtts.cli.options import (
     ApiKeyOpt,
     AutoModeOpt,
@@ -92,6 +92,7 @@ RetryFailedOpt = Annotated[
 
 
 def batch_command(
+    ctx: typer.Context,
     paths: PathsArg,
     jobs: JobsOpt = None,
     glob: GlobOpt = None,
@@ -148,6 +149,7 @@ def batch_command(
         from elevtts.errors import BatchIncomplete
 
         configure_logging(debug=debug, log_level=log_level, api_key=api_key)
+        api_key = api_key_for(ctx, api_key)
         config = StreamConfig.from_flags(
             url=url,
             api_key=api_key,

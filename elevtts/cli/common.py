@@ -18,6 +18,8 @@ from elevtts.errors import ElevttsError
 if TYPE_CHECKING:
     import logging
 
+    from elevtts.config import Origin
+
 
 def fail(message: str, code: int) -> typer.Exit:
     typer.echo(f"elevtts: error: {message}", err=True)
@@ -68,3 +70,33 @@ def configure_logging(*, debug: bool, log_level: LogLevel | None, api_key: str |
 
 
 _log_handler: logging.Handler | None = None
+
+
+def origin(ctx: typer.Context, parameter: str, envvar: str) -> Origin:
+    """Where an option's value came from: the command line, the environment, or the `.env` file."""
+    from elevtts.config import FROM_ENV_FILE
+
+    source = ctx.get_parameter_source(parameter)  # click's ParameterSource (Typer vendors click)
+    name = source.name if source is not None else "DEFAULT"
+    if name == "COMMANDLINE":
+        return "flag"
+    if name == "ENVIRONMENT":
+        return "env_file" if envvar in FROM_ENV_FILE else "environment"
+    return "default"
+
+
+def api_key_for(ctx: typer.Context, api_key: str | None) -> str | None:
+    """The key to send, or None when the URL came only from a `.env` file that did not give the key."""
+    from elevtts.config import withholds_key
+
+    if not api_key:
+        return api_key
+    url_origin = origin(ctx, "url", "ELEVTTS_URL")
+    if not withholds_key(url_origin=url_origin, key_origin=origin(ctx, "api_key", "ELEVENLABS_API_KEY")):
+        return api_key
+    typer.echo(
+        "elevtts: not sending the API key: ELEVTTS_URL comes from the .env file, the key does not "
+        "(a .env may only send its own key; give --url, or put the key in that .env)",
+        err=True,
+    )
+    return None

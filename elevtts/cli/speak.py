@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from elevtts.cli.common import configure_logging, run_guarded
+from elevtts.cli.common import api_key_for, configure_logging, run_guarded
 from elevtts.cli.options import (
     INPUT,
     OUTPUT,
@@ -153,6 +153,7 @@ def speak_command(
         from elevtts.config import StreamConfig, parse_subtitles
 
         configure_logging(debug=debug, log_level=log_level, api_key=api_key)
+        api_key = api_key_for(ctx, api_key)
         to_stdout = output == "-"
         output_path = Path(output) if output and not to_stdout else None
         if output_path is not None:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from elevtts.cli.common import configure_logging, run_guarded
+from elevtts.cli.common import api_key_for, configure_logging, run_guarded
 from elevtts.cli.options import ApiKeyOpt, DebugOpt, LogLevelOpt, RegionOpt, UrlOpt
 
 if TYPE_CHECKING:
@@ -64,6 +64,7 @@ def remote_voices(target: Target, *, timeout: float = 15.0) -> list[dict[str, An
 
 
 def voices(
+    ctx: typer.Context,
     url: UrlOpt = None,
     api_key: ApiKeyOpt = None,
     region: RegionOpt = "global",
@@ -76,6 +77,7 @@ def voices(
         import json
 
         configure_logging(debug=debug, log_level=log_level, api_key=api_key)
+        api_key = api_key_for(ctx, api_key)
 
         from elevtts.target import resolve_target
 

@@ -63,6 +63,7 @@ class Endpoint:
     base_url: str
     api_key: str | None = field(default=None, repr=False)
     open_timeout: float = 10.0
+    voice_load_ms: float | None = None  # the embedded server's voice load, when it was just loaded
 
     def url(self, voice_id: str, params: StreamParams, *, multi: bool) -> str:
         path = "multi-stream-input" if multi else "stream-input"

@@ -490,7 +490,15 @@ async def speak(
         failed = isinstance(exc, ElevttsError | asyncio.CancelledError | KeyboardInterrupt)
         said = sender.sent_chars > 0  # with nothing sent there is nothing to describe
         if failed and said and plan.paths is not None and plan.write_stats and stream is not None:
-            summary = _summary(stream, receiver, started, settings_for_stats, ok=False, error=str(exc))
+            summary = _summary(
+                stream,
+                receiver,
+                started,
+                settings_for_stats,
+                ok=False,
+                error=str(exc),
+                voice_load_ms=endpoint.voice_load_ms,
+            )
             with contextlib.suppress(OutputError):
                 write_json(plan.paths.stats, summary)
         raise
@@ -500,7 +508,15 @@ async def speak(
     if plan.player is not None:
         display.note("playing the rest of the audio...")
         await plan.player.finish()
-    summary = _summary(stream, receiver, started, settings_for_stats, ok=True, error=None)
+    summary = _summary(
+        stream,
+        receiver,
+        started,
+        settings_for_stats,
+        ok=True,
+        error=None,
+        voice_load_ms=endpoint.voice_load_ms,
+    )
     result = SpeakResult(audio_path=None, stats=summary)
     if receiver.audio is not None and plan.paths is not None:
         result.audio_path = receiver.audio.commit()
@@ -547,6 +563,7 @@ def _summary(
     *,
     ok: bool,
     error: str | None,
+    voice_load_ms: float | None = None,
 ) -> dict[str, Any]:
     stats = stream.stats
     stats.finished_at = stats.finished_at or time.monotonic()
@@ -556,6 +573,8 @@ def _summary(
     wall_s = (stats.finished_at - started) if stats.finished_at else None
     summary["real_time_factor"] = round(wall_s / audio_s, 4) if wall_s and audio_s else None
     summary["ok"] = ok
+    if voice_load_ms is not None:
+        summary["voice_load_ms"] = voice_load_ms
     if error:
         summary["error"] = error
     if settings is not None:

@@ -8,6 +8,7 @@ import os
 import pty
 import subprocess
 import sys
+import time
 import wave
 from pathlib import Path
 from typing import Any
@@ -274,3 +275,67 @@ def test_output_dir_that_is_a_file_says_not_a_directory(tmp_path: Path) -> None:
     result = speak("-d", "afile", "Hi.")
     assert result.exit_code == ExitCode.OUTPUT
     assert "not a directory" in result.stderr
+
+
+# -- item 19: a status line while the voice loads; the table's total is the command's ------------------
+
+
+def test_the_voice_load_is_announced_and_the_total_is_the_whole_command() -> None:
+    started = time.monotonic()
+    done = elevtts("speak", "-v", "espeak", "--json", "Loaded first.")
+    wall_ms = (time.monotonic() - started) * 1000
+    assert done.returncode == 0, done.stderr
+    stderr = done.stderr.decode()
+    assert stderr.startswith("elevtts: loading voice espeak...")
+    stats = json.loads(done.stdout)
+    assert stats["voice_load_ms"] > 0 and stats["input"] == "text"
+    assert stats["elapsed_ms"] > stats["voice_load_ms"] + stats["total_ms"]
+    # the command's own clock starts with the process: only the exit is missing from it
+    assert wall_ms - 1500 < stats["elapsed_ms"] <= wall_ms
+    assert "total (the whole command)" in stderr and "voice load" in stderr
+
+
+def test_the_table_and_live_line_read_well() -> None:
+    from rich.console import Console
+
+    from elevtts.display import RichDisplay, stats_table
+
+    console = Console(record=True, width=100, force_terminal=True)
+    console.print(stats_table({"chars_sent": 1, "messages_sent": 1, "audio_chunks": 1, "audio_bytes": 2}))
+    table = console.export_text()
+    assert "1 char in 1 message" in table and "2 bytes in 1 chunk" in table
+    streamed = Console(record=True, width=100)
+    streamed.print(stats_table({"input": "stream", "real_time_factor": 1.5}))
+    assert "input pauses included" in streamed.export_text()
+    display = RichDisplay(Console(record=True, width=100))
+    display.status("loading voice joe...")
+    assert "loading voice joe..." in display.__rich__().plain
+    display.start("speak", "embedded local server")
+    display.update(state="sending")
+    assert "waiting for input" in display.__rich__().plain
+    display.update(chars_sent=12)
+    assert "sent 12 chars" in display.__rich__().plain
+    display.stop()
+
+
+# -- batch: empty files skipped (item 3), plurals and no voice load for nothing to do (item 21) -----------
+
+
+def test_batch_skips_empty_files_and_a_rerun_with_nothing_to_do_loads_no_voice(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "words.txt").write_text("Some words.")
+    (tmp_path / "in" / "empty.txt").write_text("")
+    (tmp_path / "in" / "dots.md").write_text("...\n\n---\n")
+    runner = CliRunner()
+    first = runner.invoke(app, ["batch", "in", "-v", "espeak", "--json"])
+    assert first.exit_code == 0, first.output
+    assert "loading voice espeak" in first.stderr
+    report = {Path(f["input"]).name: f for f in json.loads(first.stdout)["files"]}
+    assert report["words.txt"]["status"] == "done"
+    for name in ("empty.txt", "dots.md"):
+        assert (report[name]["status"], report[name]["reason"]) == ("skipped", "nothing to speak")
+    assert sorted(p.name for p in Path("output").glob("*.mp3")) == ["words.mp3"]
+    again = runner.invoke(app, ["batch", "in/words.txt", "-v", "espeak"])
+    assert again.exit_code == 0, again.output
+    assert "loading voice" not in again.stderr
+    assert "batch: 1 file, 0 to speak (0 chars)" in again.stderr

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from elevtts.batch.manifest import DONE, FAILED, FAILED_BEFORE, INTERRUPTED, NOT_STARTED, SKIPPED
-from elevtts.display import SilentDisplay
+from elevtts.display import SilentDisplay, count
 from elevtts.retry import Backoff
 
 # ---------------------------------------------------------------------------------------------
@@ -91,6 +91,7 @@ class BatchProgress(Protocol):
     """What a batch tells its display; see `PlainBatchProgress` and `RichBatchProgress`."""
 
     def begin(self, report: BatchReport, *, to_run: int, chars: int, target: str) -> None: ...
+    def status(self, message: str) -> None: ...
     def file_started(self, file: FileReport) -> None: ...
     def file_update(
         self,
@@ -108,6 +109,9 @@ class BatchProgress(Protocol):
 class SilentBatchProgress:
     def begin(self, report: BatchReport, *, to_run: int, chars: int, target: str) -> None:
         pass
+
+    def status(self, message: str) -> None:
+        """Before the first file (e.g. "loading voice joe...")."""
 
     def file_started(self, file: FileReport) -> None:
         pass
@@ -187,10 +191,14 @@ class PlainBatchProgress(SilentBatchProgress):
         self.to_run = to_run
         skipped = report.count(SKIPPED)
         failed_before = [f for f in report.files if f.status == FAILED]
-        line = f"batch: {len(report.files)} files, {to_run} to speak ({chars:,} chars) on {target}"
+        files = count(len(report.files), "file")
+        line = f"batch: {files}, {to_run} to speak ({count(chars, 'char')}) on {target}"
         self._print(line + (f"; {skipped} unchanged, skipped" if skipped else ""))
         for file in failed_before:
             self._print(_file_line(file))
+
+    def status(self, message: str) -> None:
+        self._print(f"batch: {message}")
 
     def file_retry(self, file: FileReport, *, delay_s: float, error: str) -> None:
         self._print(f"retry   {file.input}: {error} (attempt {file.attempts + 1} in {delay_s:.1f} s)")

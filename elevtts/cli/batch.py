@@ -221,9 +221,14 @@ async def _run(
 ) -> BatchReport:
     from elevtts.batch.runner import run_batch
     from elevtts.speak import send_policy, settings_for_stats, stream_options
-    from elevtts.target import open_endpoint
+    from elevtts.target import load_voices, open_endpoint
 
-    async with open_endpoint(config.target, voices=(config.voice_id,)) as endpoint:
+    # The voice is loaded only once there is something to speak: a re-run with nothing to do is quick.
+    async with open_endpoint(config.target) as endpoint:
+
+        async def prepare() -> None:
+            await load_voices(endpoint, (config.voice_id,), on_status=progress.status)
+
         return await run_batch(
             inputs,
             endpoint=endpoint,
@@ -236,4 +241,5 @@ async def _run(
             settings_for_stats=settings_for_stats(config),
             target=config.target.description,
             report=report,
+            prepare=prepare,
         )

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from elevtts.cli.common import api_key_for, configure_logging, run_guarded
+from elevtts.cli.common import api_key_for, configure_logging, process_started_at, run_guarded
 from elevtts.cli.options import (
     INPUT,
     OUTPUT,
@@ -149,6 +149,7 @@ def speak_command(
     log_level: LogLevelOpt = None,
 ) -> None:
     """Speak text from arguments, files or stdin into an audio file, as it streams."""
+    started = process_started_at()
     with run_guarded():
         from elevtts.config import StreamConfig, parse_subtitles
 
@@ -208,6 +209,7 @@ def speak_command(
             as_json=as_json,
             quiet=quiet,
             retries=retries,
+            started=started,
         )
 
 
@@ -270,9 +272,11 @@ def _run(
     as_json: bool,
     quiet: bool,
     retries: int,
+    started: float,
 ) -> None:
     import asyncio
     import json
+    import time
 
     from elevtts.display import make_display
     from elevtts.speak import OutputPlan, send_policy
@@ -299,6 +303,8 @@ def _run(
         if to_stdout:
             _quiet_stdout()  # what the failed stdout still buffers must not fail again at exit
         raise
+    result.stats["input"] = "stream" if inputs.streamed else "text"
+    result.stats["elapsed_ms"] = round((time.monotonic() - started) * 1000, 1)
     display.report(result.stats)
     if result.audio_path is not None and not quiet:
         display.note(f"saved {result.audio_path}")
@@ -351,7 +357,9 @@ async def _speak(
     if inputs.markdown is not None:
         settings["strip_markdown"] = inputs.markdown
     try:
-        async with open_endpoint(config.target, voices=(config.voice_id,)) as endpoint:
+        async with open_endpoint(
+            config.target, voices=(config.voice_id,), on_status=display.status
+        ) as endpoint:
             return await speak(
                 inputs.source(),
                 endpoint=endpoint,

@@ -27,7 +27,7 @@ from elevtts.display import Display, SilentDisplay
 from elevtts.errors import ConnectError, ConnectionDropped, ElevttsError, InputError, OutputError
 from elevtts.markdown import MarkdownStripper
 from elevtts.output import AudioFile, ChunkWriter, OutputPaths, write_json, write_text
-from elevtts.player import Player
+from elevtts.player import AudioPlayer
 from elevtts.protocol import AudioFrame, StreamParams
 from elevtts.retry import Backoff, is_retryable, retry_hint_for
 from elevtts.subtitles import SubtitleBuilder, to_json, to_srt, to_vtt
@@ -60,7 +60,7 @@ class OutputPlan:
     force: bool = False
     stdout: BinaryIO | None = None  # -o -: raw audio here as it arrives
     write_stats: bool = True
-    player: Player | None = None  # --play
+    player: AudioPlayer | None = None  # --play
 
 
 @dataclass
@@ -439,6 +439,8 @@ async def speak(
     sender = _Sender(policy, keepalive_s, lambda n: display.update(chars_sent=n))
     if plan.player is not None:
         await plan.player.start()
+        if plan.player.failed:
+            display.note(f"elevtts: --play: {plan.player.failed}; saving only")
     sender.start_reading(source)
     dropped: ConnectionDropped | None = None  # the drop being recovered from
     attempts = 0  # reconnection attempts so far
@@ -506,7 +508,8 @@ async def speak(
         await sender.stop_reading()
     display.stop()
     if plan.player is not None:
-        display.note("playing the rest of the audio...")
+        if not plan.player.failed:
+            display.note("playing the rest of the audio...")
         await plan.player.finish()
     summary = _summary(
         stream,

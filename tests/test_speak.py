@@ -631,7 +631,7 @@ def test_play_without_a_player_says_so_and_still_saves(
         "--url", local_server, "--voice", "espeak", "--play", "--name", "np", "Nothing to play on."
     )
     assert result.exit_code == 0
-    assert "no player found" in result.stderr
+    assert "no player program found; playing in-process with miniaudio" in result.stderr
     assert Path("output/np.mp3").exists()
 
 

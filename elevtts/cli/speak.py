@@ -377,13 +377,18 @@ async def _speak(
 
 
 def _player(output_format: OutputFormat, display: Any) -> Any:
-    from elevtts.player import Player, player_command
+    from elevtts.player import Player, in_process_player, player_command
 
     command = player_command(output_format)
     if command is not None:
         return Player(command)
+    fallback = in_process_player(output_format)
+    if fallback is not None:
+        display.note("elevtts: --play: no player program found; playing in-process with miniaudio")
+        return fallback
     display.note(
-        "elevtts: --play: no player found (install ffplay, mpv or mpg123; aplay for pcm); saving only"
+        "elevtts: --play: no player found (install ffplay, mpv or mpg123, aplay for pcm, "
+        "or miniaudio: pip install -e '.[play]'); saving only"
     )
     return None
 

@@ -339,3 +339,26 @@ def test_batch_skips_empty_files_and_a_rerun_with_nothing_to_do_loads_no_voice(t
     assert again.exit_code == 0, again.output
     assert "loading voice" not in again.stderr
     assert "batch: 1 file, 0 to speak (0 chars)" in again.stderr
+
+
+# -- item 21: ws:// to a TLS server hints at wss:// -------------------------------------------------------
+
+
+def test_plain_ws_to_a_tls_server_hints_at_wss(tmp_path: Path) -> None:
+    import ssl
+
+    from conftest import run_local_server
+    from test_sdk import self_signed_cert
+
+    from elevtts.server.app import ServerConfig
+
+    cert, key = self_signed_cert(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    thread, url = run_local_server(ServerConfig(port=0, voices=("espeak",), ssl_context=context))
+    try:
+        result = speak("--url", url.replace("wss://", "ws://"), "-v", "espeak", "Hi.")
+    finally:
+        thread.stop()
+    assert result.exit_code == ExitCode.CONNECT, result.output
+    assert "wss://" in result.stderr and "TLS" in result.stderr

@@ -362,3 +362,24 @@ def test_plain_ws_to_a_tls_server_hints_at_wss(tmp_path: Path) -> None:
         thread.stop()
     assert result.exit_code == ExitCode.CONNECT, result.output
     assert "wss://" in result.stderr and "TLS" in result.stderr
+
+
+def test_batch_result_lines_fit_an_80_column_terminal() -> None:
+    from rich.console import Console
+
+    from elevtts.batch.progress import BatchReport, FileReport, RichBatchProgress
+
+    console = Console(record=True, width=80, force_terminal=True)
+    progress = RichBatchProgress(console)
+    file = FileReport(
+        input="chapters/part-one/the-long-chapter-name.txt", output="out/the-long-chapter-name.mp3"
+    )
+    report = BatchReport(files=[file])
+    progress.begin(report, to_run=1, chars=100, target="embedded local server")
+    progress.file_started(file)
+    file.status, file.audio_seconds, file.ttfb_ms, file.real_time_factor = "done", 12.3, 456.0, 0.12
+    progress.file_finished(file)
+    progress.end(report)
+    lines = [line for line in console.export_text().splitlines() if line.strip()]
+    done = [line for line in lines if "chapter" in line]
+    assert len(done) == 1 and len(done[0]) <= 80 and done[0].startswith("[1/1] done"), lines

@@ -169,9 +169,8 @@ def _summary_line(report: BatchReport) -> str:
             for f in report.files
             if f.status == INTERRUPTED and f.output and Path(f.output + ".part").exists()
         ]
-        line += "\nbatch: interrupted"
-        line += f"; partial audio kept in {', '.join(p + '.part' for p in kept)}" if kept else ""
-        line += "; re-run the same command to resume"
+        line += "\nbatch: interrupted; re-run the same command to resume"
+        line += f" (partial audio kept in {', '.join(p + '.part' for p in kept)})" if kept else ""
     return line
 
 
@@ -183,7 +182,8 @@ class PlainBatchProgress(SilentBatchProgress):
         self.finished = 0
         self.to_run = 0
 
-    def _print(self, line: str) -> None:
+    def _print(self, line: str, *, fit: bool = False) -> None:
+        """`fit`: on a terminal, one line cut to its width (a log file keeps it whole)."""
         self.stream.write(line + "\n")
         self.stream.flush()
 
@@ -205,7 +205,7 @@ class PlainBatchProgress(SilentBatchProgress):
 
     def file_finished(self, file: FileReport) -> None:
         self.finished += 1
-        self._print(f"[{self.finished}/{self.to_run}] {_file_line(file)}")
+        self._print(f"[{self.finished}/{self.to_run}] {_file_line(file)}", fit=file.status == DONE)
 
     def end(self, report: BatchReport) -> None:
         self._print(_summary_line(report))
@@ -227,8 +227,11 @@ class RichBatchProgress(PlainBatchProgress):
         self._failed_chars = 0  # failed files count as processed, so the bar ends full
         self._audio_s = 0.0
 
-    def _print(self, line: str) -> None:
-        self.console.print(line, markup=False, highlight=False)
+    def _print(self, line: str, *, fit: bool = False) -> None:
+        if fit:  # a result line never wraps into two: the end is cut ("…") to the terminal's width
+            self.console.print(line, markup=False, highlight=False, no_wrap=True, overflow="ellipsis")
+        else:
+            self.console.print(line, markup=False, highlight=False, soft_wrap=True)
 
     def begin(self, report: BatchReport, *, to_run: int, chars: int, target: str) -> None:
         from rich.live import Live

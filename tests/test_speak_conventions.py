@@ -40,9 +40,12 @@ def speak(*args: str, input: str | None = None) -> Any:
     return CliRunner().invoke(app, ["speak", *args], input=input, catch_exceptions=False)
 
 
-def elevtts(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
+def elevtts(
+    *args: str, env_extra: dict[str, str] | None = None, **kwargs: Any
+) -> subprocess.CompletedProcess[bytes]:
     """A real process: what a shell runs (stdin, stdout and signals are real)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ELEVENLABS", "ELEVTTS"))}
+    env.update(env_extra or {})
     kwargs.setdefault("stdout", subprocess.PIPE)
     return subprocess.run(
         [sys.executable, "-m", "elevtts", *args], stderr=subprocess.PIPE, env=env, timeout=120, **kwargs
@@ -383,3 +386,36 @@ def test_batch_result_lines_fit_an_80_column_terminal() -> None:
     lines = [line for line in console.export_text().splitlines() if line.strip()]
     done = [line for line in lines if "chapter" in line]
     assert len(done) == 1 and len(done[0]) <= 80 and done[0].startswith("[1/1] done"), lines
+
+
+def test_ssl_cert_file_makes_speak_trust_a_self_signed_server(tmp_path: Path) -> None:
+    import ssl
+
+    from conftest import run_local_server
+    from test_sdk import self_signed_cert
+
+    from elevtts.server.app import ServerConfig
+
+    cert, key = self_signed_cert(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    thread, url = run_local_server(ServerConfig(port=0, voices=("espeak",), ssl_context=context))
+    try:
+        untrusted = elevtts("speak", "--url", url, "-v", "espeak", "-o", "no.mp3", "Hi.")
+        trusted = elevtts(
+            "speak",
+            "--url",
+            url,
+            "-v",
+            "espeak",
+            "-o",
+            "yes.mp3",
+            "Trusted.",
+            env_extra={"SSL_CERT_FILE": str(cert)},
+        )
+    finally:
+        thread.stop()
+    assert untrusted.returncode == ExitCode.CONNECT and b"certificate" in untrusted.stderr
+    assert trusted.returncode == 0, trusted.stderr
+    samples, rate = decode_mp3(Path("yes.mp3").read_bytes())
+    assert_speech(samples, rate, words=1)

@@ -233,6 +233,7 @@ def check_voices(done: subprocess.CompletedProcess[bytes], *, json_output: bool)
 
 def check_serve(command: str, workdir: Path) -> None:
     """Start it (on a free port), wait until it listens, check a client gets audio, stop it."""
+    command = command.split("#", 1)[0].strip()
     if "--port" not in command:
         command = command.replace("elevtts serve", "elevtts serve --port 0", 1)
     if "--voice" not in command and "joe" not in command:  # loading the neural voice takes seconds
@@ -241,7 +242,6 @@ def check_serve(command: str, workdir: Path) -> None:
         from test_sdk import self_signed_cert
 
         self_signed_cert(workdir)
-    command = command.split("#", 1)[0]
     process = subprocess.Popen(
         ["bash", "-c", f"exec {command}"],
         cwd=workdir,

@@ -39,6 +39,7 @@ def run_guarded() -> Iterator[None]:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        _stop_logging()
 
 
 def _forward_sigterm() -> Any:
@@ -66,10 +67,24 @@ def configure_logging(*, debug: bool, log_level: LogLevel | None, api_key: str |
     _log_handler = logging.StreamHandler(sys.stderr)
     _log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(_log_handler)
+    _saved_level.append(root.level)
     root.setLevel(level.upper())
 
 
 _log_handler: logging.Handler | None = None
+_saved_level: list[int] = []  # the root logger's level before the command
+
+
+def _stop_logging() -> None:
+    """The command is over: its handler (on its stderr) goes, so a library caller's logging is theirs."""
+    global _log_handler
+    if _log_handler is not None:
+        import logging
+
+        logging.getLogger().removeHandler(_log_handler)
+        logging.getLogger().setLevel(_saved_level[0] if _saved_level else logging.WARNING)
+        _saved_level.clear()
+        _log_handler = None
 
 
 def origin(ctx: typer.Context, parameter: str, envvar: str) -> Origin:

@@ -34,6 +34,7 @@ from elevtts.subtitles import SubtitleBuilder, to_json, to_srt, to_vtt
 
 READ_SIZE = 64 * 1024
 RETRIES = 3  # attempts to reconnect and resume after dropped connections, in one run
+INPUT_SENT = "all text sent"  # the display's state once the end of input has gone out
 NOTHING_TO_SPEAK = "nothing to speak: the input has no letters or digits"
 _FLUSH_AFTER = {
     "sentence": frozenset({"sentence", "paragraph"}),
@@ -204,11 +205,18 @@ class _Sender:
     run again on a new stream after a dropped connection, which `resend` first brings up to date.
     """
 
-    def __init__(self, policy: SendPolicy, keepalive_s: float, on_sent: Callable[[int], None]) -> None:
+    def __init__(
+        self,
+        policy: SendPolicy,
+        keepalive_s: float,
+        on_sent: Callable[[int], None],
+        on_end: Callable[[], None] | None = None,
+    ) -> None:
         self.stream: Stream | None = None
         self.policy = policy
         self.keepalive_s = keepalive_s
         self.on_sent = on_sent
+        self.on_end = on_end  # every character of the input has been sent
         self.splitter = TextSplitter(max_chars=policy.max_chunk_chars)
         self.markdown = MarkdownStripper() if policy.strip_markdown else None
         self.sent: list[str] = []  # every chunk handed to a connection, in order
@@ -303,6 +311,8 @@ class _Sender:
         assert self.stream is not None
         self.ended = True
         await self.stream.end()
+        if self.on_end is not None:
+            self.on_end()
 
     def _wait_timeout(self, last_send: float) -> float:
         waits = [max(0.05, self.keepalive_s - (time.monotonic() - last_send))]
@@ -375,6 +385,7 @@ class _Receiver:
         )
         self.audio = AudioFile(plan.paths, wav_sample_rate=wav_rate) if plan.paths else None
         self.chunks = ChunkWriter(plan.paths) if plan.paths and plan.keep_chunks else None
+        self.input_sent = False
 
     def open(self) -> None:
         """Open the `.part` (once: a resumed stream appends to the same file)."""
@@ -403,7 +414,8 @@ class _Receiver:
                 raise OutputError(f"cannot write to standard output: {exc.strerror or exc}") from None
         if self.plan.player is not None:
             self.plan.player.feed(frame.audio)
-        self.display.update(state="speaking", audio_s=self.meter.seconds)
+        # once all the text is sent, the state says so (the audio still counts up)
+        self.display.update(state=None if self.input_sent else "speaking", audio_s=self.meter.seconds)
 
 
 async def speak(
@@ -436,7 +448,12 @@ async def speak(
     stream: Stream | None = None
     stats = StreamStats(started_at=started)
     keepalive_s = max(1.0, options.params.inactivity_timeout * 0.5)
-    sender = _Sender(policy, keepalive_s, lambda n: display.update(chars_sent=n))
+
+    def input_sent() -> None:
+        receiver.input_sent = True
+        display.update(state=INPUT_SENT)
+
+    sender = _Sender(policy, keepalive_s, lambda n: display.update(chars_sent=n), on_end=input_sent)
     if plan.player is not None:
         await plan.player.start()
         if plan.player.failed:

@@ -419,3 +419,51 @@ def test_ssl_cert_file_makes_speak_trust_a_self_signed_server(tmp_path: Path) ->
     assert trusted.returncode == 0, trusted.stderr
     samples, rate = decode_mp3(Path("yes.mp3").read_bytes())
     assert_speech(samples, rate, words=1)
+
+
+def test_batch_live_counts_reach_the_total(local_server: str, tmp_path: Path) -> None:
+    import asyncio
+
+    from elevtts.batch import BatchPlan, discover_inputs, run_batch
+    from elevtts.batch.progress import FileReport, SilentBatchProgress
+    from elevtts.client import Endpoint, StreamOptions
+    from elevtts.speak import INPUT_SENT, SendPolicy
+
+    class Recorder(SilentBatchProgress):  # a BatchProgress: the library's own extension point
+        def __init__(self) -> None:
+            self.states: list[str] = []
+
+        def file_update(self, file: FileReport, *, state: str | None = None, **_: Any) -> None:
+            if state is not None:
+                self.states.append(state)
+
+    # Markdown stripped and spaces folded: the text sent is shorter than the file
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.md").write_text("# Title\n\nSome **bold**   words,   spaced   out.\n")
+    recorder = Recorder()
+    asyncio.run(
+        run_batch(
+            discover_inputs([str(tmp_path / "in")]),
+            endpoint=Endpoint(local_server),
+            options=StreamOptions(voice_id="espeak"),
+            text_policy=SendPolicy(),
+            markdown_policy=SendPolicy(strip_markdown=True),
+            plan=BatchPlan(output_dir=tmp_path / "out"),
+            progress=recorder,
+        )
+    )
+    assert INPUT_SENT in recorder.states
+
+    from rich.console import Console
+
+    from elevtts.batch.progress import BatchReport, RichBatchProgress
+
+    progress = RichBatchProgress(Console(record=True, width=120, force_terminal=True))
+    file = FileReport(input="a.md", output="out/a.mp3", chars=880)
+    progress.begin(BatchReport(files=[file]), to_run=1, chars=880, target="here")
+    progress.file_started(file)
+    progress.file_update(file, state="sending", chars_sent=878)
+    assert "878/880 chars" in progress._line(progress._active[id(file)]).plain
+    progress.file_update(file, state=INPUT_SENT)
+    assert "880/880 chars" in progress._line(progress._active[id(file)]).plain
+    progress.end(BatchReport(files=[file]))

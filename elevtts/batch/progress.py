@@ -11,6 +11,7 @@ from typing import IO, Any, Protocol
 from elevtts.batch.manifest import DONE, FAILED, FAILED_BEFORE, INTERRUPTED, NOT_STARTED, SKIPPED
 from elevtts.display import SilentDisplay, count
 from elevtts.retry import Backoff
+from elevtts.speak import INPUT_SENT
 
 # ---------------------------------------------------------------------------------------------
 # Plan, reports, progress
@@ -267,7 +268,9 @@ class RichBatchProgress(PlainBatchProgress):
         text = Text()
         text.append(f"{file.input} ", style="bold")
         text.append(f"[{state['state']}] ", style="cyan")
-        text.append(f"{state['chars']:,}/{file.chars:,} chars · audio {state['audio']:.1f} s")
+        text.append(
+            f"{min(state['chars'], file.chars):,}/{count(file.chars, 'char')} · audio {state['audio']:.1f} s"
+        )
         if file.attempts > 1:
             text.append(f" · attempt {file.attempts}", style="yellow")
         return text
@@ -302,6 +305,9 @@ class RichBatchProgress(PlainBatchProgress):
             current["state"] = state
         if chars_sent is not None:
             current["chars"] = chars_sent
+        if state == INPUT_SENT:
+            # The count was of the text sent (Markdown stripped, spaces folded): all of the file now.
+            current["chars"] = file.chars
         if audio_s is not None:
             current["audio"] = audio_s
         self._refresh()

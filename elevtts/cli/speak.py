@@ -283,7 +283,14 @@ def _run(
 
     inputs = _input(text, files, strip_markdown=config.strip_markdown)
     paths = _output_paths(
-        config, inputs.stem, to_stdout, output_path, name, output_dir, keep_chunks, subtitle_kinds
+        config,
+        inputs.stem,
+        to_stdout=to_stdout,
+        output_path=output_path,
+        name=name,
+        output_dir=output_dir,
+        keep_chunks=keep_chunks,
+        subtitle_kinds=subtitle_kinds,
     )
     display = make_display(quiet=quiet)
     player = _player(config.output_format, display) if play else None
@@ -318,6 +325,7 @@ def _run(
 def _output_paths(
     config: StreamConfig,
     stem: str,
+    *,
     to_stdout: bool,
     output_path: Path | None,
     name: str | None,

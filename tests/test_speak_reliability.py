@@ -214,3 +214,23 @@ def test_a_key_never_goes_to_a_url_only_a_dotenv_named(
     assert server.keys == [sent]
     assert (b"not sending the API key" in done.stderr) == (sent is None)
     assert KEY.encode() not in done.stderr
+
+
+def test_batch_keeps_the_key_from_a_url_only_a_dotenv_named(
+    recorder: tuple[HeaderRecorder, str], tmp_path: Path
+) -> None:
+    server, url = recorder
+    (tmp_path / ".env").write_text(f"ELEVTTS_URL={url}\n")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.txt").write_text("One file.")
+    env = {**clean_env(), "ELEVENLABS_API_KEY": KEY}
+    done = subprocess.run(
+        [sys.executable, "-m", "elevtts", "batch", "in", "-q"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert server.keys == [None]
+    assert b"not sending the API key" in done.stderr

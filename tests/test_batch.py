@@ -447,6 +447,49 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_finishes_the_rest(
     assert not list(out.rglob("*.part"))
 
 
+def test_an_interrupt_on_a_terminal_clears_the_live_lines(
+    tmp_path: Path, own_server: tuple[ServerThread, str]
+) -> None:
+    """On a real terminal (a pty), SIGTERM mid-file: the live lines are erased, then the result."""
+    import pty
+
+    _, url = own_server
+    write(tmp_path / "src" / "b.txt", "One two three four five six. " * 3 + "Gate holds this one.")
+    leader, follower = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k not in ("ELEVENLABS_API_KEY", "ELEVTTS_URL")}
+    env.update(TERM="xterm", COLUMNS="100", LINES="30")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "elevtts", "batch", "src", "--url", url, "--voice", "batch-gate", "-d", "out"],
+        cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, stdout=follower, stderr=follower,
+    )  # fmt: skip
+    os.close(follower)
+    output = bytearray()
+    try:
+        assert GateEngine.entered.wait(timeout=30), "b.txt never reached the server"
+        time.sleep(0.5)  # a few live refreshes
+        process.send_signal(signal.SIGTERM)
+        while True:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:  # the pty closed: the process is gone
+                break
+            if not data:
+                break
+            output += data
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(leader)
+        GateEngine.opened.set()
+    assert process.returncode == 130, output.decode(errors="replace")
+    assert " chars · audio ".encode() in output  # the live line was shown...
+    tail = bytes(output).rsplit(b"\x1b[2K", 1)[1]  # ...and erased before the last lines
+    assert b" chars \xc2\xb7 audio " not in tail
+    assert b"re-run the same command to resume" in tail and b"Traceback" not in output
+
+
 # ---------------------------------------------------------------------------------------------
 # Names
 

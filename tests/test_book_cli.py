@@ -224,6 +224,28 @@ def test_eta_from_characters_per_second() -> None:
     ]
 
 
+def test_the_eta_counts_from_the_first_chapter_at_its_characters_per_second() -> None:
+    from elevtts.batch.progress import BatchReport, FileReport
+
+    now = [100.0]
+    stream = io.StringIO()
+    progress = BookProgress(stream, clock=lambda: now[0])
+    files = [FileReport(f"{n}.txt", f"out/0{n}-x.mp3", chars=chars) for n, chars in ((1, 300), (2, 900))]
+    progress.begin(BatchReport(files=files), to_run=2, chars=1200, target="here")
+    progress.status("loading voice joe...")
+    now[0] = 130.0  # the voice took 30 s to load: not part of the rate
+    progress.file_started(files[0])
+    now[0] = 140.0  # 300 chars in 10 s: 900 more take 30 s
+    files[0].status, files[0].audio_seconds = "done", 20.0
+    progress.file_finished(files[0])
+    assert stream.getvalue().splitlines() == [
+        "book: 2 chapters, 2 to speak (1,200 chars) on here",
+        "loading voice joe...",
+        "        01-x.mp3  (300 chars) ...",
+        "[1/2] done    01-x.mp3  (20.0 s audio)  ETA 30.0 s",
+    ]
+
+
 # ---------------------------------------------------------------------------------------------
 # End to end: Markdown, EPUB 3, PDF
 
@@ -678,3 +700,27 @@ def test_book_takes_speaks_voice_and_format_options_as_declared() -> None:
     for name in shared - {"output_dir"}:  # a book's own directory by default: output/<file name>
         assert book_options[name] == speak[name], name
     assert set(book_options) - set(speak) == {"list_chapters", "chapters", "m4b"}
+
+
+def test_a_chapter_with_nothing_to_speak_is_left_out_of_the_audiobook(
+    tmp_path: Path, local_server: str
+) -> None:
+    odd = Book(
+        "Odd", "", "", (Chapter("Start", "Start\n\nA real chapter."), Chapter("* * *", "* * *\n\n..."))
+    )
+    options = StreamOptions(voice_id="espeak", params=StreamParams(output_format="mp3_22050_32"))
+    report = run(
+        convert_book(
+            odd,
+            stem="odd",
+            endpoint=Endpoint(local_server),
+            options=options,
+            policy=SendPolicy(),
+            plan=BookPlan(output_dir=tmp_path / "out"),
+        )
+    )
+    assert [(c.status, c.reason) for c in report.chapters] == [
+        ("done", "new"),
+        ("skipped", "nothing to speak"),
+    ]
+    assert [title for title, _, _ in read_marks(tmp_path / "out" / "odd.mp3")[1]] == ["Start"]

@@ -24,7 +24,7 @@ import re
 import threading
 import time
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -32,10 +32,11 @@ from typing import IO, Any
 from elevtts.batch import BatchPlan, BatchReport, discover_inputs, run_batch
 from elevtts.batch.manifest import DONE, SKIPPED
 from elevtts.batch.progress import BatchProgress, FileReport, SilentBatchProgress
+from elevtts.batch.runner import NOTHING_TO_SPEAK
 from elevtts.books import Book, Chapter
 from elevtts.books.marks import ChapterMark, write_audiobook, write_m4b
 from elevtts.client import Endpoint, StreamOptions
-from elevtts.errors import BatchIncomplete, OutputError, UsageError
+from elevtts.errors import BatchIncomplete, InputError, OutputError, UsageError
 from elevtts.output import ensure_directory, slug, write_text
 from elevtts.speak import SendPolicy
 
@@ -233,26 +234,31 @@ class BookReport:
 class BookProgress(SilentBatchProgress):
     """The batch's progress events as book lines on `stream` (stderr on a terminal)."""
 
-    def __init__(self, stream: IO[str], *, clock: Any = time.monotonic) -> None:
+    def __init__(self, stream: IO[str], *, clock: Callable[[], float] = time.monotonic) -> None:
         self.stream = stream
         self.clock = clock
         self.to_run = 0
         self.total_chars = 0
         self.done_chars = 0
         self.finished = 0
-        self.started_at = 0.0
+        self.started_at: float | None = None  # the first chapter's start (not the voice loading)
 
     def _print(self, line: str) -> None:
         self.stream.write(line + "\n")
         self.stream.flush()
 
     def begin(self, report: BatchReport, *, to_run: int, chars: int, target: str) -> None:
-        self.to_run, self.total_chars, self.started_at = to_run, chars, self.clock()
+        self.to_run, self.total_chars = to_run, chars
         unchanged = report.count(SKIPPED)
         line = f"book: {len(report.files)} chapters, {to_run} to speak ({chars:,} chars) on {target}"
         self._print(line + (f"; {unchanged} unchanged, kept" if unchanged else ""))
 
+    def status(self, message: str) -> None:
+        self._print(message)  # before the first chapter, e.g. while the voice loads
+
     def file_started(self, file: FileReport) -> None:
+        if self.started_at is None:
+            self.started_at = self.clock()
         self._print(f"        {_chapter_file(file)}  ({file.chars:,} chars) ...")
 
     def file_retry(self, file: FileReport, *, delay_s: float, error: str) -> None:
@@ -267,7 +273,7 @@ class BookProgress(SilentBatchProgress):
             return
         eta = eta_seconds(
             done_chars=self.done_chars,
-            elapsed_s=self.clock() - self.started_at,
+            elapsed_s=self.clock() - (self.started_at or self.clock()),
             remaining_chars=self.total_chars - self.done_chars,
         )
         left = "" if eta is None or self.finished == self.to_run else f"  ETA {format_duration(eta)}"
@@ -341,12 +347,14 @@ async def convert_book(
     settings_for_stats: dict[str, Any] | None = None,
     target: str | None = None,
     report: BookReport | None = None,
+    prepare: Callable[[], Awaitable[None]] | None = None,
 ) -> BookReport:
     """Speak the selected chapters (resuming) and, when all are done, write the audiobook.
 
     Raises `BatchIncomplete` when a chapter failed (the others are kept, no audiobook),
     `OutputError`, `UsageError` (another run holds the directory), `AuthenticationError`;
-    a cancellation (Ctrl-C) propagates with `report.interrupted` set."""
+    a cancellation (Ctrl-C) propagates with `report.interrupted` set. `prepare` (e.g. loading the
+    embedded server's voice) is awaited only if a chapter is to be spoken."""
     report = report if report is not None else BookReport()
     report.title, report.author = book.title, book.author
     started = time.monotonic()
@@ -374,6 +382,7 @@ async def convert_book(
             settings_for_stats=settings_for_stats,
             target=target,
             report=batch,
+            prepare=prepare,
         )
     except (asyncio.CancelledError, KeyboardInterrupt):
         report.interrupted = True
@@ -394,7 +403,10 @@ async def convert_book(
         raise BatchIncomplete(
             f"{len(failed)} of {len(report.chapters)} chapters failed: {first}{more}; no audiobook written"
         )
-    chapters = [(c.title, Path(c.file)) for c in report.chapters]
+    # A chapter with no letter or digit (a "* * *" divider) has no audio file: not a chapter mark.
+    chapters = [(c.title, Path(c.file)) for c in report.chapters if c.reason != NOTHING_TO_SPEAK]
+    if not chapters:
+        raise InputError("nothing to speak in the chapters chosen")
     cancelled = threading.Event()
     try:
         marks = await asyncio.to_thread(

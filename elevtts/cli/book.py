@@ -242,9 +242,14 @@ async def _run(
 ) -> BookReport:
     from elevtts.books.convert import convert_book
     from elevtts.speak import send_policy, settings_for_stats, stream_options
-    from elevtts.target import open_endpoint
+    from elevtts.target import load_voices, open_endpoint
 
-    async with open_endpoint(config.target, voices=(config.voice_id,)) as endpoint:
+    # The voice is loaded only if a chapter is to be spoken: a re-run with nothing to do is quick.
+    async with open_endpoint(config.target) as endpoint:
+
+        async def prepare() -> None:
+            await load_voices(endpoint, (config.voice_id,), on_status=progress.status)
+
         return await convert_book(
             book,
             stem=stem,
@@ -256,4 +261,5 @@ async def _run(
             settings_for_stats=settings_for_stats(config),
             target=config.target.description,
             report=report,
+            prepare=prepare,
         )

@@ -28,6 +28,7 @@ from test_books_epub import epub3
 from test_books_pdf import _body
 from test_books_pdf import build_book as build_pdf
 from test_cli_help import _modules_after
+from test_speak_reliability import KEY, HeaderRecorder, clean_env
 from typer.testing import CliRunner
 
 from elevtts.batch.manifest import MANIFEST_NAME
@@ -724,3 +725,39 @@ def test_a_chapter_with_nothing_to_speak_is_left_out_of_the_audiobook(
         ("skipped", "nothing to speak"),
     ]
     assert [title for title, _, _ in read_marks(tmp_path / "out" / "odd.mp3")[1]] == ["Start"]
+
+
+@pytest.fixture
+def key_recorder() -> Iterator[tuple[HeaderRecorder, str]]:
+    """A server that records the key each connection sent (test_speak_reliability's)."""
+    from websockets.asyncio.server import serve
+
+    server = HeaderRecorder()
+
+    async def factory() -> tuple[Any, str]:
+        ws_server = await serve(server.handle, "127.0.0.1", 0)
+        return ws_server, f"ws://127.0.0.1:{next(iter(ws_server.sockets)).getsockname()[1]}"
+
+    thread = ServerThread(factory)
+    url = thread.start()
+    yield server, url
+    thread.stop()
+
+
+def test_book_keeps_the_key_from_a_url_only_a_dotenv_named(
+    key_recorder: tuple[HeaderRecorder, str], tmp_path: Path
+) -> None:
+    server, url = key_recorder
+    (tmp_path / ".env").write_text(f"ELEVTTS_URL={url}\n")
+    write(tmp_path / "little.md", MARKDOWN)
+    env = {**clean_env(), "ELEVENLABS_API_KEY": KEY}
+    done = subprocess.run(
+        [sys.executable, "-m", "elevtts", "book", "little.md", "--chapters", "1", "-q"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
+    assert server.keys and set(server.keys) == {None}, done.stderr
+    assert b"not sending the API key" in done.stderr
+    assert KEY.encode() not in done.stderr

@@ -168,6 +168,7 @@ class BookPlan:
     m4b: bool = False
     force: bool = False
     jobs: int = 2
+    retries: int = 3  # further attempts per chapter (batch's rules)
     title_pause: str = SENTENCE_PAUSE
 
 
@@ -377,7 +378,13 @@ async def convert_book(
             endpoint=endpoint,
             options=options,
             text_policy=policy,
-            plan=BatchPlan(output_dir=root, jobs=plan.jobs, force=plan.force, subtitles=plan.subtitles),
+            plan=BatchPlan(
+                output_dir=root,
+                jobs=plan.jobs,
+                retries=plan.retries,
+                force=plan.force,
+                subtitles=plan.subtitles,
+            ),
             progress=progress,
             settings_for_stats=settings_for_stats,
             target=target,

@@ -12,20 +12,23 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from elevtts.cli.common import run_guarded
+from elevtts.cli.common import api_key_for, configure_logging, run_guarded
 from elevtts.cli.options import (
     OUTPUT,
     ApiKeyOpt,
+    DebugOpt,
     DictionaryOpt,
     ForceOpt,
     FormatOpt,
     InactivityOpt,
     JsonOpt,
     LanguageOpt,
+    LogLevelOpt,
     ModelOpt,
     NormalizationOpt,
     QuietOpt,
     RegionOpt,
+    RetriesOpt,
     ScheduleOpt,
     SeedOpt,
     SimilarityOpt,
@@ -93,6 +96,7 @@ BookOutputDirOpt = Annotated[
 
 
 def book_command(
+    ctx: typer.Context,
     file: FileArg,
     list_chapters: ListChaptersOpt = False,
     chapters: ChaptersOpt = None,
@@ -100,6 +104,7 @@ def book_command(
     url: UrlOpt = None,
     api_key: ApiKeyOpt = None,
     region: RegionOpt = "global",
+    retries: RetriesOpt = 3,
     voice: VoiceOpt = None,
     model: ModelOpt = None,
     output_format: FormatOpt = DEFAULT_OUTPUT_FORMAT,
@@ -119,6 +124,8 @@ def book_command(
     subtitles: SubtitlesOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+    log_level: LogLevelOpt = None,
 ) -> None:
     """Convert a book into one MP3 per chapter and one audiobook with chapter marks.
 
@@ -139,9 +146,10 @@ def book_command(
             for line in chapter_listing(book, selection):
                 typer.echo(line)
             return
+        configure_logging(debug=debug, log_level=log_level, api_key=api_key)
         config = StreamConfig.from_flags(
             url=url,
-            api_key=api_key,
+            api_key=api_key_for(ctx, api_key),  # never a key to a URL only a .env file named
             region=region,
             voice=voice,
             model=model,
@@ -171,6 +179,7 @@ def book_command(
             m4b=m4b,
             force=force,
             jobs=_jobs(config),
+            retries=retries,
             title_pause=_pause(honours_break_tags(config.target.kind)),
         )
         _convert(config, book, file=file, stem=stem, plan=plan, as_json=as_json, quiet=quiet)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -646,6 +647,8 @@ def test_ctrl_c_keeps_finished_chapters_and_a_rerun_finishes_the_rest(
         GateEngine.opened.set()
     assert process.returncode == 130, stderr
     assert stderr.splitlines()[-1] == "elevtts: error: interrupted" and "Traceback" not in stderr
+    hint = r"^book: interrupted with [1-2] of 3 chapters done; re-run the same command to resume$"
+    assert re.search(hint, stderr, re.MULTILINE)
     report = json.loads(stdout)  # printed even when interrupted
     assert report["interrupted"] is True and report["ok"] is False and report["audiobook"] is None
     statuses = [c["status"] for c in report["chapters"]]

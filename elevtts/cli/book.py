@@ -226,6 +226,15 @@ def _convert(
     report = BookReport(source=str(file))
     try:
         asyncio.run(_run(config, book, stem, plan, progress, report))
+    except KeyboardInterrupt:
+        if not quiet:
+            kept = sum(c.status in ("done", "skipped") for c in report.chapters)
+            typer.echo(
+                f"book: interrupted with {kept} of {len(report.chapters)} chapters done;"
+                " re-run the same command to resume",
+                err=True,
+            )
+        raise
     finally:
         if as_json and report.chapters:  # also after Ctrl-C or a failed chapter: what was done
             json.dump(report.to_json(), sys.stdout, indent=2, ensure_ascii=False)

@@ -82,14 +82,14 @@ class HttpApi:
         app = web.Application(
             middlewares=[self.errors, self.cors], client_max_size=self.config.max_body_bytes
         )
-        add = app.router.add_route
-        add("GET", "/", self.root)
-        add("GET", "/health", self.health)  # HEAD too: aiohttp answers HEAD for every GET
-        add("GET", "/v1/voices", self.voices)
-        add("GET", "/v2/voices", self.voices_v2)
-        add("GET", "/v1/voices/{voice_id}", self.voice)
-        add("GET", "/v1/models", self.models)
-        add("GET", "/v1/text-to-speech/{voice_id}/{endpoint}", self.websocket)
+        get, add = app.router.add_get, app.router.add_route  # add_get answers HEAD too
+        get("/", self.root)
+        get("/health", self.health)
+        get("/v1/voices", self.voices)
+        get("/v2/voices", self.voices_v2)
+        get("/v1/voices/{voice_id}", self.voice)
+        get("/v1/models", self.models)
+        get("/v1/text-to-speech/{voice_id}/{endpoint}", self.websocket, allow_head=False)
         add("POST", "/v1/text-to-speech/{voice_id}", self.convert)
         add("POST", "/v1/text-to-speech/{voice_id}/stream", self.stream)
         add("POST", "/v1/text-to-speech/{voice_id}/with-timestamps", self.convert_with_timestamps)
@@ -134,8 +134,6 @@ class HttpApi:
             response.headers["Access-Control-Allow-Headers"] = wanted or "content-type, xi-api-key"
             response.headers["Access-Control-Max-Age"] = "600"
         else:
-            if allowed:
-                request["cors_origin"] = origin
             response = await handler(request)
         if allowed and not response.prepared:
             response.headers["Access-Control-Allow-Origin"] = origin or ""

@@ -35,6 +35,7 @@ class ServerConfig:
     # HTTP: requests queued beyond the slots before 429, browser origins allowed (CORS),
     # OpenAI voice names mapped to served voices (over the default map).
     max_queue: int = MAX_QUEUE
+    max_text_chars: int | None = None  # an HTTP request's text; None: the live API's per-model limit
     max_body_bytes: int = MAX_BODY_BYTES
     cors_origins: tuple[str, ...] = ()
     voice_map: tuple[tuple[str, str], ...] = ()

@@ -95,7 +95,7 @@ class HttpApi:
         add("POST", "/v1/text-to-speech/{voice_id}/with-timestamps", self.convert_with_timestamps)
         add("POST", "/v1/text-to-speech/{voice_id}/stream/with-timestamps", self.stream_with_timestamps)
         add("POST", "/v1/audio/speech", self.openai_speech)
-        app.on_response_prepare.append(_server_header)
+        app.on_response_prepare.append(self._on_prepare)
         app.on_shutdown.append(self._on_shutdown)
         return app
 
@@ -124,21 +124,25 @@ class HttpApi:
 
     @web.middleware
     async def cors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Off by default; `--cors-origin` lets a browser page on that origin call the API."""
+        """Off by default; `--cors-origin` lets a browser page on that origin call the API. The
+        preflight is answered here; `_on_prepare` marks the answers (streamed ones too)."""
         origin = request.headers.get("Origin")
-        allowed = origin is not None and origin in self.config.cors_origins
-        if allowed and request.method == "OPTIONS":
-            response: web.StreamResponse = web.Response(status=204)
+        if request.method == "OPTIONS" and origin in self.config.cors_origins:
             wanted = request.headers.get("Access-Control-Request-Headers")
-            response.headers["Access-Control-Allow-Methods"] = "GET, HEAD, POST, OPTIONS"
-            response.headers["Access-Control-Allow-Headers"] = wanted or "content-type, xi-api-key"
-            response.headers["Access-Control-Max-Age"] = "600"
-        else:
-            response = await handler(request)
-        if allowed and not response.prepared:
-            response.headers["Access-Control-Allow-Origin"] = origin or ""
+            headers = {
+                "Access-Control-Allow-Methods": "GET, HEAD, POST, OPTIONS",
+                "Access-Control-Allow-Headers": wanted or "content-type, xi-api-key",
+                "Access-Control-Max-Age": "600",
+            }
+            return web.Response(status=204, headers=headers)
+        return await handler(request)
+
+    async def _on_prepare(self, request: web.Request, response: web.StreamResponse) -> None:
+        response.headers["Server"] = "elevtts"
+        origin = request.headers.get("Origin")
+        if origin is not None and origin in self.config.cors_origins:
+            response.headers["Access-Control-Allow-Origin"] = origin
             response.headers["Vary"] = "Origin"
-        return response
 
     # -- operators ---------------------------------------------------------------------------
 
@@ -194,7 +198,9 @@ class HttpApi:
     async def _elevenlabs(self, request: web.Request) -> SpeechRequest:
         self._authorize(request)
         voice_id = request.match_info["voice_id"]
-        speech = elevenlabs_request(voice_id, await request.read(), request.query)
+        speech = elevenlabs_request(
+            voice_id, await request.read(), request.query, max_chars=self.config.max_text_chars
+        )
         served = self._served_voice(voice_id)
         if served is None:
             raise _voice_not_found(voice_id)
@@ -247,7 +253,9 @@ class HttpApi:
             if not given or not keys_match(given, self.config.api_key):
                 message = "Incorrect API key provided."
                 raise openai_error(HTTPStatus.UNAUTHORIZED, message, param=None, code="invalid_api_key")
-        speech = openai_request(await request.read(), self.voice_map, self.state.voice_ids)
+        speech = openai_request(
+            await request.read(), self.voice_map, self.state.voice_ids, max_chars=self.config.max_text_chars
+        )
         return await self._stream_audio(request, speech)
 
     # -- the pipeline ------------------------------------------------------------------------
@@ -384,10 +392,6 @@ def _json(body: Any, *, status: int = 200, headers: Mapping[str, str] | None = N
     # JSON is UTF-8 by definition (RFC 8259): no charset parameter, as the live API answers
     extra["Content-Type"] = "application/json"
     return web.Response(body=(json.dumps(body) + "\n").encode(), status=status, headers=extra)
-
-
-async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
-    response.headers["Server"] = "elevtts"
 
 
 # ---------------------------------------------------------------------------------------------

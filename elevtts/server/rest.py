@@ -121,8 +121,11 @@ def _json_object(raw: bytes) -> dict[str, Any]:
     return body
 
 
-def elevenlabs_request(voice_id: str, raw: bytes, query: Mapping[str, str]) -> SpeechRequest:
-    """A `POST /v1/text-to-speech/{voice_id}...` body and query, validated."""
+def elevenlabs_request(
+    voice_id: str, raw: bytes, query: Mapping[str, str], *, max_chars: int | None = None
+) -> SpeechRequest:
+    """A `POST /v1/text-to-speech/{voice_id}...` body and query, validated; `max_chars`: the
+    operator's limit, instead of the model's."""
     fmt = http_output_format(query.get("output_format"))
     body = _json_object(raw)
     text = body.get("text")
@@ -133,7 +136,7 @@ def elevenlabs_request(voice_id: str, raw: bytes, query: Mapping[str, str]) -> S
     model_id = body.get("model_id") or DEFAULT_MODEL
     if not isinstance(model_id, str):
         raise invalid(("body", "model_id"), "Input should be a valid string")
-    limit = MODEL_MAX_CHARS.get(model_id, MODEL_MAX_CHARS[DEFAULT_MODEL])
+    limit = max_chars or MODEL_MAX_CHARS.get(model_id, MODEL_MAX_CHARS[DEFAULT_MODEL])
     if len(text) > limit:
         message = (
             f"Text is too long: {len(text)} characters, the maximum for {model_id} is {limit} "
@@ -157,7 +160,9 @@ def elevenlabs_request(voice_id: str, raw: bytes, query: Mapping[str, str]) -> S
     )
 
 
-def openai_request(raw: bytes, voice_map: Mapping[str, str], served: tuple[str, ...]) -> SpeechRequest:
+def openai_request(
+    raw: bytes, voice_map: Mapping[str, str], served: tuple[str, ...], *, max_chars: int | None = None
+) -> SpeechRequest:
     """A `POST /v1/audio/speech` body, validated; OpenAI's voice names go through `voice_map`."""
     try:
         body = json.loads(raw)
@@ -177,8 +182,9 @@ def openai_request(raw: bytes, voice_map: Mapping[str, str], served: tuple[str, 
         raise openai_error(
             HTTPStatus.BAD_REQUEST, "input must be a non-empty string.", param="input", code=None
         )
-    if len(text) > OPENAI_MAX_CHARS:
-        message = f"input is {len(text)} characters long; the maximum is {OPENAI_MAX_CHARS}."
+    limit = max_chars or OPENAI_MAX_CHARS
+    if len(text) > limit:
+        message = f"input is {len(text)} characters long; the maximum is {limit}."
         raise openai_error(HTTPStatus.BAD_REQUEST, message, param="input", code="string_above_max_length")
     voice = body.get("voice")
     if isinstance(voice, dict):  # newer clients may send {"id": ...}

@@ -6,6 +6,7 @@ to `/v1/text-to-speech/{voice}/stream`) and pipecat's `ElevenLabsHttpTTSService`
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import pytest
 from conftest import assert_speech
@@ -16,9 +17,8 @@ elevenlabs = pytest.importorskip(
     reason="livekit-plugins-elevenlabs is not installed (optional framework tests)",
 )
 import aiohttp  # noqa: E402
-from pipecat.services.elevenlabs.tts import ElevenLabsHttpTTSService  # noqa: E402 (test_pipecat loaded it)
 from test_livekit import API_KEY, Heard, Watched, base_url  # noqa: E402
-from test_pipecat import (  # noqa: E402
+from test_pipecat import (  # noqa: E402  (it imports pipecat with pipecat's own warnings filtered)
     Run,
     TTSAudioRawFrame,
     TTSSpeakFrame,
@@ -29,6 +29,8 @@ from test_pipecat import (  # noqa: E402
     pcm,
     words_of,
 )
+
+ElevenLabsHttpTTSService = sys.modules["pipecat.services.elevenlabs.tts"].ElevenLabsHttpTTSService
 
 TEXT = "Hello there, this is a framework talking to a local server over HTTP. It has two sentences."
 

@@ -42,7 +42,9 @@ from elevtts.server.session import (
 from elevtts.server.synthesis import Piece, synthesize
 
 log = logging.getLogger("elevtts.server")
-wire_log = logging.getLogger("elevtts.server.wire")  # every frame at DEBUG (keys redacted)
+# Every header and frame at DEBUG (keys redacted), under the logger name the websockets server
+# used before aiohttp carried the socket, so logging set up for it (and log searches) still work.
+wire_log = logging.getLogger("websockets.server")
 
 WARM_UP_TEXTS = ("Warming up.", "One moment.", "The voice is getting ready to speak, it takes only a moment.")
 ELIDE_AT = 75  # a logged frame longer than this shows its two ends only

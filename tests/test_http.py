@@ -466,3 +466,38 @@ def test_root_answers_as_before(server: str) -> None:
     with urllib.request.urlopen(f"{http_of(server)}/", timeout=10) as response:
         assert (response.status, json.load(response)) == (200, {"status": "ok"})
     assert urlsplit(server).port
+
+
+def test_pronunciation_dictionaries_apply_over_http(tmp_path: Any) -> None:
+    from elevtts.server.dictionary import DictionaryStore, load_lexicon
+
+    path = tmp_path / "tech.pls"
+    path.write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<lexicon version="1.0" xmlns="http://www.w3.org/2005/01/pronunciation-lexicon" '
+        'alphabet="ipa" xml:lang="en-US">\n'
+        "<lexeme><grapheme>SQL</grapheme><alias>sequel</alias></lexeme>\n</lexicon>\n",
+        encoding="utf-8",
+    )
+    lexicon = load_lexicon(path)
+    store = DictionaryStore()
+    store.add(lexicon)
+    thread, url = run_local_server(ServerConfig(port=0, voices=("espeak",), dictionaries=store))
+    text = "I like SQL a lot."
+    try:
+        client = sdk(url)
+        locator = {"pronunciation_dictionary_id": lexicon.dictionary_id, "version_id": lexicon.version_id}
+        timed = client.text_to_speech.convert_with_timestamps(
+            voice_id="espeak", text=text, pronunciation_dictionary_locators=[locator]
+        )
+        unknown = post(
+            f"{http_of(url)}/v1/text-to-speech/espeak",
+            {"text": text, "pronunciation_dictionary_locators": [{"pronunciation_dictionary_id": "nope"}]},
+        )
+    finally:
+        thread.stop()
+    assert timed.alignment is not None and "".join(timed.alignment.characters) == text
+    assert timed.normalized_alignment is not None
+    assert "sequel" in "".join(timed.normalized_alignment.characters)
+    assert unknown[0] == 404
+    assert json.loads(unknown[2])["detail"]["status"] == "pronunciation_dictionary_not_found"

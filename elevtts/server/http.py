@@ -30,9 +30,11 @@ from typing import Any
 from aiohttp import web
 
 from elevtts.formats import OutputFormat, parse_output_format
+from elevtts.protocol import DictionaryLocator
 from elevtts.redact import protect_websockets_logs
 from elevtts.server.alignment import TimedAlignment
 from elevtts.server.config import ServerConfig
+from elevtts.server.dictionary import Lexicon
 from elevtts.server.encode import Encoder
 from elevtts.server.engines import Engine, available_voices, get_engine
 from elevtts.server.rest import (
@@ -204,7 +206,17 @@ class HttpApi:
         served = self._served_voice(voice_id)
         if served is None:
             raise _voice_not_found(voice_id)
+        for locator in speech.dictionary_locators:  # refused before any audio, as on the WebSocket
+            self._lexicon(locator)
         return speech if served == voice_id else _with_voice(speech, served)
+
+    def _lexicon(self, locator: DictionaryLocator) -> Lexicon:
+        try:
+            return self.config.dictionaries.get(locator.pronunciation_dictionary_id, locator.version_id)
+        except KeyError as exc:
+            raise detail(
+                HTTPStatus.NOT_FOUND, "pronunciation_dictionary_not_found", str(exc.args[0])
+            ) from None
 
     async def convert(self, request: web.Request) -> web.StreamResponse:
         speech = await self._elevenlabs(request)
@@ -288,12 +300,13 @@ class HttpApi:
         if header and fmt.codec == "wav":
             yield wav_header(fmt.sample_rate, None), TimedAlignment()
         pace = self.state.pacer.pace(speech.voice_id)
+        lexicons = tuple(self._lexicon(locator) for locator in speech.dictionary_locators)
         rest, first, carry = speech.text, True, TimedAlignment()
         while rest.strip():
             text, rest = cut_piece(rest, self.state.pacer.piece_chars(speech.voice_id), first=first)
             first = False
             started = time.perf_counter()
-            piece = Piece(text, speech.voice_settings, speech.seed)
+            piece = Piece(text, speech.voice_settings, speech.seed, lexicons)
             frames = await self._in_slot(synthesize, engine, piece)
             pace.record(len(text), time.perf_counter() - started)
             for pcm, timing in frames:
@@ -454,7 +467,7 @@ async def start_server(config: ServerConfig, *, preload: bool = True) -> tuple[S
 
 
 def server_url(server: Server, *, tls: bool = False) -> str:
-    host, port = server.sockets[0].getsockname()[:2]
+    host, port = server.runner.addresses[0][:2]
     if ":" in host:
         host = f"[{host}]"
     return f"{'wss' if tls else 'ws'}://{host}:{port}"

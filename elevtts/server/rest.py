@@ -24,7 +24,13 @@ from elevtts.formats import (
     OutputFormat,
     parse_output_format,
 )
-from elevtts.protocol import Alignment, ProtocolError, VoiceSettings
+from elevtts.protocol import (
+    Alignment,
+    DictionaryLocator,
+    ProtocolError,
+    VoiceSettings,
+    _parse_locators,  # the WebSocket opener's rule for the same field: one rule
+)
 
 DEFAULT_MODEL = "eleven_multilingual_v2"  # the live API's default when a body names none
 # The live API's per-request character limits (its models page); unknown models get the default's.
@@ -93,6 +99,7 @@ class SpeechRequest:
     voice_settings: VoiceSettings = field(default_factory=VoiceSettings)
     seed: int | None = None
     language_code: str | None = None
+    dictionary_locators: tuple[DictionaryLocator, ...] = ()
 
 
 def http_output_format(name: str | None) -> OutputFormat:
@@ -155,8 +162,19 @@ def elevenlabs_request(
     ):
         raise invalid(("body", "seed"), "Input should be an integer between 0 and 4294967295")
     language = body.get("language_code")
+    try:
+        locators = _parse_locators(body.get("pronunciation_dictionary_locators") or [])
+    except ProtocolError as exc:
+        raise invalid(("body", "pronunciation_dictionary_locators"), exc.message) from None
     return SpeechRequest(
-        text, voice_id, fmt, model_id, settings, seed, language if isinstance(language, str) else None
+        text,
+        voice_id,
+        fmt,
+        model_id,
+        settings,
+        seed,
+        language if isinstance(language, str) else None,
+        locators,
     )
 
 

@@ -401,7 +401,7 @@ def _withdraw(future: asyncio.Future[Any], release: Callable[[], None] | None) -
 
 
 def _peer(request: web.BaseRequest) -> str:
-    peer = request.transport.get_extra_info("peername") if request.transport else None
+    peer: Any = request.transport.get_extra_info("peername") if request.transport else None
     try:
         host, port, *_ = peer
         return f"{host}:{port}"

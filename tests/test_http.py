@@ -501,3 +501,25 @@ def test_pronunciation_dictionaries_apply_over_http(tmp_path: Any) -> None:
     assert "sequel" in "".join(timed.normalized_alignment.characters)
     assert unknown[0] == 404
     assert json.loads(unknown[2])["detail"]["status"] == "pronunciation_dictionary_not_found"
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/text-to-speech/espeak/stream", "/v1/text-to-speech/espeak/stream/with-timestamps"]
+)
+def test_a_client_leaving_mid_stream_is_no_error(
+    server: str, path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = urlsplit(server).port
+    assert port is not None
+    body = json.dumps({"text": "A sentence to speak here. " * 100}).encode()
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as client:
+        client.sendall(head.encode() + body)
+        assert client.recv(12) == b"HTTP/1.1 200"  # the stream has started: leave
+    # the server goes on serving, and said nothing worse than INFO about the one who left
+    audio = b"".join(sdk(server).text_to_speech.convert(voice_id="espeak", text="Still here."))
+    assert decode_mp3(audio)[0].size
+    assert [r.getMessage() for r in caplog.records if r.levelname in ("ERROR", "WARNING")] == []

@@ -21,6 +21,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -54,6 +55,8 @@ from elevtts.server.routes import JsonResponse, route
 from elevtts.server.session import bearer, cut_piece, keys_match
 from elevtts.server.synthesis import Frame, Piece, synthesize
 from elevtts.server.transport import StreamServer
+
+log = logging.getLogger("elevtts.server")
 
 CONTENT_TYPES = {
     "mp3": "audio/mpeg",
@@ -242,20 +245,11 @@ class HttpApi:
 
     async def stream_with_timestamps(self, request: web.Request) -> web.StreamResponse:
         speech = await self._elevenlabs(request)
-        with self._admitted():
-            response: web.StreamResponse | None = None
-            offset_ms = 0
-            async for chunk, timing in self._speak(speech, header=True):
-                if response is None:
-                    response = web.StreamResponse(headers={"Content-Type": "application/json"})
-                    response.enable_chunked_encoding()
-                    await response.prepare(request)
-                line = json.dumps(_timestamped(chunk, timing, offset_ms)) + "\n"
-                await response.write(line.encode())
-                offset_ms += timing.duration_ms
-            assert response is not None  # _speak yields at least the encoder's tail
-            await response.write_eof()
-            return response
+
+        def line(chunk: bytes, timing: TimedAlignment, offset_ms: int) -> bytes:
+            return (json.dumps(_timestamped(chunk, timing, offset_ms)) + "\n").encode()
+
+        return await self._stream(request, speech, "application/json", line)
 
     # -- OpenAI ------------------------------------------------------------------------------
 
@@ -273,20 +267,34 @@ class HttpApi:
     # -- the pipeline ------------------------------------------------------------------------
 
     async def _stream_audio(self, request: web.Request, speech: SpeechRequest) -> web.StreamResponse:
-        """The audio as it is synthesized: the headers go with the first piece's audio, so a
-        failure before it is still an error status."""
+        content_type = _audio_headers(speech.output_format)["Content-Type"]
+        return await self._stream(request, speech, content_type, lambda chunk, _, __: chunk)
+
+    async def _stream(
+        self,
+        request: web.Request,
+        speech: SpeechRequest,
+        content_type: str,
+        render: Callable[[bytes, TimedAlignment, int], bytes],
+    ) -> web.StreamResponse:
+        """The body as it is synthesized, chunked: `render(audio, alignment, offset_ms)` makes
+        each part. The headers go with the first piece, so a failure before it is still an error
+        status. A client that leaves ends the synthesis of its request quietly."""
+        response = web.StreamResponse(headers={"Content-Type": content_type})
+        response.enable_chunked_encoding()
+        offset_ms = 0
         with self._admitted():
-            response: web.StreamResponse | None = None
-            async for chunk, _ in self._speak(speech, header=True):
-                if response is None:
-                    response = web.StreamResponse(headers=_audio_headers(speech.output_format))
-                    response.enable_chunked_encoding()
-                    await response.prepare(request)
-                if chunk:
-                    await response.write(chunk)
-            assert response is not None
-            await response.write_eof()
-            return response
+            try:
+                async for chunk, timing in self._speak(speech, header=True):
+                    if not response.prepared:
+                        await response.prepare(request)
+                    if part := render(chunk, timing, offset_ms):
+                        await response.write(part)
+                    offset_ms += timing.duration_ms
+                await response.write_eof()
+            except ConnectionResetError:
+                log.debug("the client left before the end of its stream")
+        return response
 
     async def _speak(
         self, speech: SpeechRequest, *, header: bool = False

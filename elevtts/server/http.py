@@ -285,12 +285,13 @@ class HttpApi:
         offset_ms = 0
         with self._admitted():
             try:
-                async for chunk, timing in self._speak(speech, header=True):
-                    if not response.prepared:
-                        await response.prepare(request)
-                    if part := render(chunk, timing, offset_ms):
-                        await response.write(part)
-                    offset_ms += timing.duration_ms
+                async with contextlib.aclosing(self._speak(speech, header=True)) as pieces:
+                    async for chunk, timing in pieces:  # closed at once when the client leaves
+                        if not response.prepared:
+                            await response.prepare(request)
+                        if part := render(chunk, timing, offset_ms):
+                            await response.write(part)
+                        offset_ms += timing.duration_ms
                 await response.write_eof()
             except ConnectionResetError:
                 log.debug("the client left before the end of its stream")

@@ -6,8 +6,10 @@ at the HTTP level.
 from __future__ import annotations
 
 import base64
+import http.client
 import io
 import json
+import logging
 import socket
 import struct
 import threading
@@ -523,3 +525,40 @@ def test_a_client_leaving_mid_stream_is_no_error(
     audio = b"".join(sdk(server).text_to_speech.convert(voice_id="espeak", text="Still here."))
     assert decode_mp3(audio)[0].size
     assert [r.getMessage() for r in caplog.records if r.levelname in ("ERROR", "WARNING")] == []
+
+
+class FailingEngine:
+    """espeak that fails on a piece that says so."""
+
+    voice = Voice("espeak-failing", "Failing espeak", "espeak", "en", 22050, "fails on 'explode'")
+
+    def __init__(self) -> None:
+        self.espeak = get_engine("espeak")
+
+    def synthesize(self, text: str, options: SynthesisOptions) -> Speech:
+        if "explode" in text:
+            raise RuntimeError("the engine failed")
+        return self.espeak.synthesize(text, options)
+
+
+def test_an_engine_failure_is_a_500_logged_once_and_the_server_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    register_engine(FailingEngine.voice, FailingEngine)
+    thread, url = run_local_server(ServerConfig(port=0, voices=("espeak", FailingEngine.voice.voice_id)))
+    base = f"{http_of(url)}/v1/text-to-speech/{FailingEngine.voice.voice_id}"
+    try:
+        with caplog.at_level(logging.ERROR):
+            status, _, raw = post(base, {"text": "Please explode."})
+            assert status == 500
+            assert json.loads(raw)["detail"]["status"] == "internal_error"
+            # mid-stream: the first sentence went out, then the body ends without its last chunk
+            text = "This first sentence is spoken well before the rest. " * 3 + "Then explode."
+            with pytest.raises(http.client.IncompleteRead):
+                post(f"{base}/stream", {"text": text})
+        errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert len(errors) == 2 and all(r.exc_info for r in errors), [r.getMessage() for r in errors]
+        assert post(f"{http_of(url)}/v1/text-to-speech/espeak", {"text": "Still here."})[0] == 200
+    finally:
+        thread.stop()
+        engines._REGISTRY.pop(FailingEngine.voice.voice_id)

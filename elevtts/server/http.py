@@ -52,7 +52,7 @@ from elevtts.server.rest import (
     wav_header,
 )
 from elevtts.server.routes import JsonResponse, route
-from elevtts.server.session import bearer, cut_piece, keys_match
+from elevtts.server.session import INTERNAL_ERROR_MESSAGE, bearer, cut_piece, keys_match
 from elevtts.server.synthesis import Frame, Piece, synthesize
 from elevtts.server.transport import StreamServer
 
@@ -126,6 +126,13 @@ class HttpApi:
                 body = {"detail": {"status": name, "message": error.reason}}
                 return _json(body, status=error.status, headers={"Allow": error.headers.get("Allow", "")})
             raise
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception:
+            # Logged once, as on the WebSocket (1011); the server goes on.
+            log.error("internal error on %s %s", request.method, request.path, exc_info=True)
+            body = {"detail": {"status": "internal_error", "message": INTERNAL_ERROR_MESSAGE}}
+            return _json(body, status=HTTPStatus.INTERNAL_SERVER_ERROR)
 
     @web.middleware
     async def cors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -295,6 +302,14 @@ class HttpApi:
                 await response.write_eof()
             except ConnectionResetError:
                 log.debug("the client left before the end of its stream")
+            except Exception:
+                if not response.prepared:
+                    raise  # still an error status (the `errors` middleware)
+                # Too late for a status: the connection is cut before the last chunk, so the
+                # client sees an incomplete body rather than a complete-looking short one.
+                log.error("internal error while streaming %s", request.path, exc_info=True)
+                if request.transport is not None:
+                    request.transport.abort()
         return response
 
     async def _speak(

@@ -23,7 +23,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 from typing import Any
@@ -314,7 +314,7 @@ class HttpApi:
 
     async def _speak(
         self, speech: SpeechRequest, *, header: bool = False
-    ) -> AsyncIterator[tuple[bytes, TimedAlignment]]:
+    ) -> AsyncGenerator[tuple[bytes, TimedAlignment], None]:
         """Encoded audio and its alignment, piece by piece, as the WebSocket path speaks it: the
         same cuts, the same pipeline, the same slots. `header`: a WAV stream starts with a header
         of unknown length. Frames the encoder held back join the next that carries audio."""

@@ -224,7 +224,8 @@ def serve(
     def ready(url: str) -> None:
         print(url, flush=True)  # stdout: for scripts
         typer.echo(
-            f"elevtts serve: listening on {url} (voices: {', '.join(voice or known)}); Ctrl-C to stop",
+            f"elevtts serve: listening on {url}, HTTP API at {url.replace('ws', 'http', 1)} "
+            f"(voices: {', '.join(voice or known)}); Ctrl-C to stop",
             err=True,
         )
 

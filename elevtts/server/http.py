@@ -436,17 +436,12 @@ def _json(body: Any, *, status: int = 200, headers: Mapping[str, str] | None = N
 
 
 class Server:
-    """A listening server: `sockets`, `close()` (stop listening, close every WebSocket with 1001),
-    `wait_closed()`, `serve_forever()`."""
+    """A listening server: `close()` (stop listening, close every WebSocket with 1001),
+    `wait_closed()`, `serve_forever()`; `server_url()` gives its address."""
 
     def __init__(self, runner: web.AppRunner, site: web.TCPSite) -> None:
         self.runner, self.site = runner, site
         self._closing: asyncio.Task[None] | None = None
-
-    @property
-    def sockets(self) -> list[Any]:
-        server = self.site._server  # aiohttp keeps the asyncio server here; it has no public accessor
-        return list(server.sockets) if server is not None else []  # type: ignore[attr-defined]
 
     def close(self) -> None:
         if self._closing is None:

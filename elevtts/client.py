@@ -111,8 +111,9 @@ class Stream:
         message = ClientMessage(
             text=text, flush=flush, try_trigger_generation=try_trigger, context_id=self.context_id
         )
+        sent_at = time.monotonic()  # when the text is handed over, not when the write returns
         await self.session._send(message)
-        self.stats.text_sent(text, flush=flush, now=time.monotonic())
+        self.stats.text_sent(text, flush=flush, now=sent_at)
 
     async def flush(self) -> None:
         await self.send("", flush=True) if self.session.multi else await self.send(" ", flush=True)

@@ -158,15 +158,21 @@ async def stream_source(fd: int, *, name: str = "standard input") -> AsyncIterat
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[bytes | Exception | None] = asyncio.Queue()
 
+    def deliver(item: bytes | Exception | None) -> bool:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+        except RuntimeError:  # the loop is closed (Ctrl-C, an error): nobody reads any more
+            return False
+        return True
+
     def pump() -> None:
         while True:
             try:
                 data = os.read(fd, READ_SIZE)
             except OSError as exc:
-                loop.call_soon_threadsafe(queue.put_nowait, exc)
+                deliver(exc)
                 return
-            loop.call_soon_threadsafe(queue.put_nowait, data or None)
-            if not data:
+            if not deliver(data or None) or not data:
                 return
 
     threading.Thread(target=pump, name="elevtts-stdin", daemon=True).start()

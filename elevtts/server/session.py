@@ -57,6 +57,7 @@ from elevtts.protocol import (
     parse_client_message,
 )
 from elevtts.server.alignment import TimedAlignment
+from elevtts.server.buffer import tag_at
 from elevtts.server.context import Context, ContextSettings, Generation, is_keepalive
 from elevtts.server.dictionary import DictionaryStore, Lexicon
 from elevtts.server.pacing import Pacer, next_piece
@@ -164,6 +165,15 @@ def local_output_format(name: str) -> OutputFormat:
         )
         raise ProtocolError(ErrorName.INVALID_OUTPUT_FORMAT, message)
     return fmt
+
+
+def cut_piece(text: str, max_chars: int, *, first: bool) -> tuple[str, str]:
+    """The next piece of a generation to synthesize and the text after it (the pace's cut);
+    a break tag is never cut in two."""
+    piece, rest = next_piece(text, max_chars, first=first)
+    if (tag := tag_at(text, len(piece))) is not None:
+        return text[: tag.end], text[tag.end :]
+    return piece, rest
 
 
 def bearer(value: str | None) -> str | None:
@@ -513,7 +523,7 @@ class Session:
         many contexts share it now. None when the generation has been handed out in full."""
         while live.rest.strip():
             max_chars = self.pacer.piece_chars(self.voice_id)
-            piece, live.rest = next_piece(live.rest, max_chars, first=live.first_piece)
+            piece, live.rest = cut_piece(live.rest, max_chars, first=live.first_piece)
             live.first_piece = False
             if piece.strip():
                 return piece

@@ -22,7 +22,7 @@ from typing import Any
 
 import miniaudio
 import pytest
-from conftest import ServerThread, assert_speech, decode_mp3, run, run_local_server
+from conftest import ServerThread, assert_speech, decode_mp3, rms, run, run_local_server
 from fpdf import FPDF
 from mutagen.id3 import ID3
 from test_books_epub import epub3
@@ -35,9 +35,8 @@ from typer.testing import CliRunner
 from elevtts.batch.manifest import MANIFEST_NAME
 from elevtts.books import Book, Chapter, read_book
 from elevtts.books.convert import (
-    BREAK_PAUSE,
-    SENTENCE_PAUSE,
     TEXT_DIR,
+    TITLE_PAUSE,
     BookPlan,
     BookProgress,
     chapter_listing,
@@ -45,7 +44,6 @@ from elevtts.books.convert import (
     convert_book,
     eta_seconds,
     format_duration,
-    honours_break_tags,
     join_chapters,
     parse_chapter_selection,
     spoken_text,
@@ -141,6 +139,16 @@ def check_little(out: Path, titles: list[str]) -> None:
     check_audiobook(out, "little", titles, title="The Little Test Book", author="Ada Author")
 
 
+def longest_silence_s(samples: Any, rate: int, *, window_s: float = 0.02) -> float:
+    """The longest run of 20 ms windows below a whisper (RMS 100), in seconds."""
+    window = int(rate * window_s)
+    longest = run_length = 0
+    for start in range(0, len(samples) - window, window):
+        run_length = run_length + 1 if rms(samples[start : start + window]) < 100 else 0
+        longest = max(longest, run_length)
+    return longest * window_s
+
+
 def chapter_files(out: Path) -> list[Path]:
     return sorted(p for p in out.glob("[0-9]*.mp3"))
 
@@ -189,20 +197,16 @@ def test_chapter_names_are_numbered_in_the_whole_book_and_padded() -> None:
 def test_the_title_is_read_once_then_a_pause() -> None:
     # the heading is the text's first line: the pause goes after it, the title is not read twice
     epub_like = Chapter("One", "Chapter One\n\nIt was a dark night.")
-    assert spoken_text(epub_like, pause=SENTENCE_PAUSE) == "Chapter One.\n\nIt was a dark night."
-    assert (
-        spoken_text(epub_like, pause=BREAK_PAUSE) == 'Chapter One<break time="1s"/>\n\nIt was a dark night.'
-    )
+    assert spoken_text(epub_like) == 'Chapter One.<break time="1s"/>\n\nIt was a dark night.'
     pdf_like = Chapter("Chapter 1", "Chapter 1: Arrival\nThe arrival paragraph.")
-    assert spoken_text(pdf_like, pause=SENTENCE_PAUSE) == "Chapter 1: Arrival.\n\nThe arrival paragraph."
+    assert spoken_text(pdf_like) == 'Chapter 1: Arrival.<break time="1s"/>\n\nThe arrival paragraph.'
     asked = Chapter("Is it over?", "Is it over?\n\nNo.")
-    assert spoken_text(asked, pause=SENTENCE_PAUSE) == "Is it over?\n\nNo."
+    assert spoken_text(asked) == 'Is it over?<break time="1s"/>\n\nNo.'
     # a first line that is not the title: the title is read first
     untitled = Chapter("Pages 1 to 10", "It was a dark night.")
-    assert spoken_text(untitled, pause=SENTENCE_PAUSE) == "Pages 1 to 10.\n\nIt was a dark night."
-    # only the live service honours break tags; the local server would read the tag aloud
-    assert honours_break_tags("elevenlabs") and not honours_break_tags("embedded")
-    assert not honours_break_tags("url")
+    assert spoken_text(untitled) == 'Pages 1 to 10.<break time="1s"/>\n\nIt was a dark night.'
+    assert spoken_text(Chapter("* * *", "* * *\n\n...")) == "* * *\n\n..."  # nothing to speak, no pause
+    assert TITLE_PAUSE == '<break time="1s"/>'
 
 
 def test_listing_and_estimates() -> None:
@@ -277,9 +281,16 @@ def test_a_markdown_book_end_to_end(tmp_path: Path, local_server: str) -> None:
     )
     assert report["marks"][-1]["end_ms"] == read_marks(out / "little.mp3")[1][-1][2]
     assert not list(out.rglob("*.part"))
-    # the heading ends in a sentence end: the local server would read a break tag aloud
+    # a second of silence after the title, and the tag is not read aloud
     spoken = (out / TEXT_DIR / "02-the-storm.txt").read_text(encoding="utf-8")
-    assert spoken.startswith("The Storm.\n\nRain fell") and "<break" not in spoken
+    assert spoken.startswith('The Storm.<break time="1s"/>\n\nRain fell')
+    words = json.loads((out / "02-the-storm.words.json").read_text())["words"]
+    assert [w["text"] for w in words[:3]] == ["The", "Storm.", "Rain"]
+    assert words[2]["start"] - words[1]["end"] >= 0.9
+    assert not any("break" in w["text"] for w in words)
+    samples, rate = decode_mp3((out / "02-the-storm.mp3").read_bytes())
+    quiet = longest_silence_s(samples, rate)
+    assert 0.95 <= quiet < 1.5, quiet
 
 
 def test_an_epub3_book_end_to_end_with_m4b(tmp_path: Path, local_server: str) -> None:
@@ -294,7 +305,7 @@ def test_an_epub3_book_end_to_end_with_m4b(tmp_path: Path, local_server: str) ->
     check_audiobook(out, "tale", ["One", "Two", "Three"], title="The Test Book", author="Ada Author")
     # the nav's "One" is the heading "Chapter One": read once, then the pause
     spoken = (out / TEXT_DIR / "01-one.txt").read_text(encoding="utf-8")
-    assert spoken == "Chapter One.\n\nIt was a dark night."
+    assert spoken == 'Chapter One.<break time="1s"/>\n\nIt was a dark night.'
     with av.open(str(out / "tale.m4b")) as container:
         assert container.metadata["title"] == "The Test Book"
         assert [c["metadata"]["title"] for c in container.chapters()] == ["One", "Two", "Three"]
@@ -542,7 +553,7 @@ def test_progress_lines_carry_an_eta(tmp_path: Path, local_server: str) -> None:
 
     report = run(go())
     lines = stream.getvalue().splitlines()
-    chars = sum(len(spoken_text(c, pause=SENTENCE_PAUSE)) for c in read_book(source).chapters)
+    chars = sum(len(spoken_text(c)) for c in read_book(source).chapters)
     assert lines[0] == f"book: 3 chapters, 3 to speak ({chars} chars) on {Endpoint(local_server).display}"
     done = [line for line in lines if "] done" in line]
     assert [line.split()[0] for line in done] == ["[1/3]", "[2/3]", "[3/3]"]

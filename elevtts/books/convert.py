@@ -43,15 +43,9 @@ from elevtts.speak import SendPolicy
 TEXT_DIR = ".elevtts-book"  # the spoken text of each chapter: the batch's inputs
 WRITTEN_NAME = "audiobooks.json"  # in TEXT_DIR: the audiobooks written here (name -> size)
 WORDS_PER_MINUTE = 155  # a usual audiobook narration rate, for `--list-chapters` estimates
-# The live service honours break tags (up to 3 s). The local server reads them aloud until the
-# parallel <break> work lands in its synthesis path (measured: +2.2 s of speech, no silence), so
-# there a sentence end after the title gives the pause instead.
-BREAK_PAUSE = '<break time="1s"/>'
-SENTENCE_PAUSE = "."
-
-
-def honours_break_tags(target_kind: str) -> bool:
-    return target_kind == "elevenlabs"
+# A second of silence after each chapter's title: the live service and the local server both turn
+# the tag into silence and never read it aloud (elevtts.breaks).
+TITLE_PAUSE = '<break time="1s"/>'
 
 
 # ---------------------------------------------------------------------------------------------
@@ -117,8 +111,8 @@ def _words(text: str) -> set[str]:
     return set(re.findall(r"\w+", text.casefold()))
 
 
-def spoken_text(chapter: Chapter, *, pause: str) -> str:
-    """The chapter as read: its title, a pause, then its body.
+def spoken_text(chapter: Chapter) -> str:
+    """The chapter as read: its title as a sentence, a second's pause, then its body.
 
     Readers keep the heading as the text's first line. A first line whose words hold the title's
     ("One" / "Chapter One"), or the other way round, is the heading; else the title is read first."""
@@ -132,10 +126,10 @@ def spoken_text(chapter: Chapter, *, pause: str) -> str:
         heading, body = title, text
     if not heading:
         return body
-    if pause == SENTENCE_PAUSE:
-        ending = "" if heading[-1] in ".!?" else "."
-        return f"{heading}{ending}\n\n{body}"
-    return f"{heading}{pause}\n\n{body}"
+    if not any(char.isalnum() for char in heading + body):
+        return text  # nothing to speak ("* * *"): no pause either, so the runner skips it
+    ending = "" if heading[-1] in ".!?" else "."  # a sentence end: the title's own intonation
+    return f"{heading}{ending}{TITLE_PAUSE}\n\n{body}"
 
 
 def eta_seconds(*, done_chars: int, elapsed_s: float, remaining_chars: int) -> float | None:
@@ -169,7 +163,6 @@ class BookPlan:
     force: bool = False
     jobs: int = 2
     retries: int = 3  # further attempts per chapter (batch's rules)
-    title_pause: str = SENTENCE_PAUSE
 
 
 @dataclass
@@ -366,7 +359,7 @@ async def convert_book(
     audiobook, m4b = root / f"{stem}.mp3", root / f"{stem}.m4b"
     # Out of date from here on: an interrupted run must not leave one that looks complete.
     _remove_stale(text_dir, (audiobook, m4b), force=plan.force)
-    scripts = {names[n - 1]: spoken_text(book.chapters[n - 1], pause=plan.title_pause) for n in selected}
+    scripts = {names[n - 1]: spoken_text(book.chapters[n - 1]) for n in selected}
     texts = await asyncio.to_thread(_write_texts, text_dir, scripts)
     for number, text_path in zip(selected, texts, strict=True):
         title = one_line(book.chapters[number - 1].title)

@@ -133,7 +133,7 @@ def book_command(
     per chapter. Re-running converts only chapters whose text or settings changed.
     """
     with run_guarded():
-        from elevtts.books.convert import BookPlan, honours_break_tags, parse_chapter_selection
+        from elevtts.books.convert import BookPlan, parse_chapter_selection
         from elevtts.config import StreamConfig, parse_subtitles
         from elevtts.errors import UsageError
         from elevtts.output import safe_name
@@ -180,7 +180,6 @@ def book_command(
             force=force,
             jobs=_jobs(config),
             retries=retries,
-            title_pause=_pause(honours_break_tags(config.target.kind)),
         )
         _convert(config, book, file=file, stem=stem, plan=plan, as_json=as_json, quiet=quiet)
 
@@ -201,12 +200,6 @@ def _jobs(config: StreamConfig) -> int:
     from elevtts.batch import default_jobs
 
     return default_jobs(config.target.kind)
-
-
-def _pause(break_tags: bool) -> str:
-    from elevtts.books.convert import BREAK_PAUSE, SENTENCE_PAUSE
-
-    return BREAK_PAUSE if break_tags else SENTENCE_PAUSE
 
 
 def _convert(

@@ -32,7 +32,7 @@ def serve(
         list[str] | None,
         typer.Option(
             "--voice",
-            envvar=f"{ENV}VOICE",
+            envvar=f"{ENV}SERVE_VOICE",  # not ELEVTTS_VOICE: that is the voice `speak` uses
             metavar="VOICE_ID",
             help="Serve only this voice (repeatable). Default: all.",
         ),

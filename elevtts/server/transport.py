@@ -25,8 +25,8 @@ from elevtts.protocol import close_reason
 from elevtts.redact import protect_websockets_logs
 from elevtts.server.alignment import TimedAlignment, frames
 from elevtts.server.config import ServerConfig
-from elevtts.server.encode import Encoder
-from elevtts.server.engines import Engine, SynthesisOptions, available_voices, get_engine
+from elevtts.server.encode import Encoder, opus_available
+from elevtts.server.engines import Engine, SynthesisOptions, available_voices, get_engine, language_voices
 from elevtts.server.pacing import Pacer
 from elevtts.server.remap import remap_alignments
 from elevtts.server.routes import JsonResponse, route
@@ -69,6 +69,8 @@ class StreamServer:
             max_message_bytes=config.max_message_bytes,
             max_buffered_chars=config.max_buffered_chars,
             budget=TextBudget(config.max_total_buffered_chars),
+            language_voices=language_voices(),
+            opus_encoder=opus_available(),
         )
         self.connections = 0
         # Sessions opened at the handshake, until their handler takes them (weak: a handshake
@@ -81,9 +83,13 @@ class StreamServer:
         """Load voices now (default: every served one), so the first request does not pay for it.
 
         Each voice speaks a few texts: the first run warms the engine up, the others give a first
-        measure of its pace.
+        measure of its pace. By default a voice that shares another's engine (the espeak-ng
+        languages) is left to load on first use, which takes a millisecond.
         """
-        for voice_id in self.voice_ids if voice_ids is None else voice_ids:
+        if voice_ids is None:
+            shared = {v.voice_id for v in available_voices() if v.shares_engine_with is not None}
+            voice_ids = [v for v in self.voice_ids if v not in shared]
+        for voice_id in voice_ids:
             engine = await asyncio.to_thread(get_engine, voice_id)
             for index, text in enumerate(WARM_UP_TEXTS):
                 started = time.perf_counter()
@@ -160,7 +166,7 @@ class Connection:
         sender = asyncio.create_task(self._send_all())
         try:
             self.perform(opened)
-            if self.session.voice_id != self.session.requested_voice:
+            if self.session.fallback_used:
                 log.info(
                     "voice %r is not served here: speaking it with %r",
                     self.session.requested_voice,

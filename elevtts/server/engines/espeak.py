@@ -14,7 +14,14 @@ import numpy as np
 
 from elevtts.server.engines.base import Speech, SynthesisOptions, Voice, WordTiming
 from elevtts.server.engines.languages import espeak_library
-from elevtts.server.engines.words import _nothing_to_say, _speakable, _spread, _tokens, _word_span
+from elevtts.server.engines.words import (
+    _nothing_to_say,
+    _speakable,
+    _split_unspaced,
+    _spread,
+    _tokens,
+    _word_span,
+)
 
 
 class _EventId(ctypes.Union):
@@ -43,6 +50,7 @@ _INITIALIZE_DONT_EXIT = 0x8000
 _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
 _PARAM_RATE = 1
+_PHONEMES_IPA = 0x02
 _ESPEAK_BASE_WPM = 175
 _ESPEAK_LOCK = threading.Lock()  # libespeak-ng is one global state per process
 
@@ -75,6 +83,8 @@ class _Library:
         ]
         lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
         lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_int, ctypes.c_int]
+        lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
         rate = lib.espeak_Initialize(
             _AUDIO_OUTPUT_SYNCHRONOUS, 200, data_path.encode() if data_path else None, _INITIALIZE_DONT_EXIT
         )
@@ -119,6 +129,21 @@ class EspeakEngine:
         with _ESPEAK_LOCK:
             self._library.select(identifier)  # an unknown language fails here, at load time
 
+    def phonemes(self, text: str) -> str:
+        """What this language makes of `text`, in IPA (espeak_TextToPhonemes): the proof that a
+        language voice reads its own language, not English."""
+        data = ctypes.create_string_buffer(text.encode("utf-8") + b"\0")
+        pointer = ctypes.c_void_p(ctypes.addressof(data))
+        clauses = []
+        with _ESPEAK_LOCK:
+            self._library.select(self._identifier)
+            while pointer.value:
+                out = self._library.lib.espeak_TextToPhonemes(
+                    ctypes.byref(pointer), _CHARS_UTF8, _PHONEMES_IPA
+                )
+                clauses.append((out or b"").decode("utf-8", "replace"))
+        return " ".join(c for c in clauses if c)
+
     def synthesize(self, text: str, options: SynthesisOptions) -> Speech:
         library = self._library
         if _nothing_to_say(text):
@@ -145,7 +170,7 @@ def _espeak_words(
     text: str, events: list[tuple[int, int, int]], pcm: np.ndarray, rate: int
 ) -> list[WordTiming]:
     """Word timings from espeak word events (char_start, char_len, audio_ms)."""
-    tokens = _tokens(text)
+    tokens = _split_unspaced(text, _tokens(text), (char_start for char_start, _, _ in events))
     starts_ms: dict[int, int] = {}  # token index -> first event time
     for char_start, _length, ms in events:
         for k, (s, e) in enumerate(tokens):

@@ -49,7 +49,7 @@ def speaks(voice: dict[str, Any], language: str) -> bool:
 
 def voice_table(found: list[dict[str, Any]], *, default_voice: str) -> list[str]:
     """Header and one aligned line per voice; `*` marks the default voice."""
-    rows = [("", "VOICE_ID", "LANGUAGE", "ENGINE", "NAME")]
+    rows = [(" ", "VOICE_ID", "LANGUAGE", "ENGINE", "NAME")]
     for voice in found:
         labels = voice.get("labels") if isinstance(voice.get("labels"), dict) else {}
         languages = len(voice.get("verified_languages") or [])
@@ -57,7 +57,7 @@ def voice_table(found: list[dict[str, Any]], *, default_voice: str) -> list[str]
         if languages > 1:
             language += f" +{languages - 1}"  # the others through language_code
         voice_id = str(voice.get("voice_id", "?"))
-        marker = "*" if voice_id == default_voice else ""
+        marker = "*" if voice_id == default_voice else " "  # the column keeps its width
         engine = str(labels.get("engine") or voice.get("category") or "-")
         rows.append((marker, voice_id, language, engine, str(voice.get("name", ""))))
     widths = [max(len(row[k]) for row in rows) for k in range(4)]

@@ -32,11 +32,16 @@ def local_voices() -> list[dict[str, Any]]:
     return [v.to_json() for v in available_voices()]
 
 
+def _labels(voice: dict[str, Any]) -> dict[str, Any]:
+    labels = voice.get("labels")
+    return labels if isinstance(labels, dict) else {}
+
+
 def speaks(voice: dict[str, Any], language: str) -> bool:
     """Whether a listed voice speaks `language` ("de", "pt-BR"): its label or one of its
     verified_languages (a region-less code matches every region)."""
     wanted = language.strip().replace("_", "-").lower()
-    labels = voice.get("labels") if isinstance(voice.get("labels"), dict) else {}
+    labels = _labels(voice)
     codes = [str(labels.get("language") or "")]
     for entry in voice.get("verified_languages") or []:
         if isinstance(entry, dict):
@@ -51,7 +56,7 @@ def voice_table(found: list[dict[str, Any]], *, default_voice: str) -> list[str]
     """Header and one aligned line per voice; `*` marks the default voice."""
     rows = [(" ", "VOICE_ID", "LANGUAGE", "ENGINE", "NAME")]
     for voice in found:
-        labels = voice.get("labels") if isinstance(voice.get("labels"), dict) else {}
+        labels = _labels(voice)
         languages = len(voice.get("verified_languages") or [])
         language = str(labels.get("language") or "-")
         if languages > 1:

@@ -139,6 +139,8 @@ class _OggOpus:
         self._container = av.open(self._pages, mode="w", format="ogg", options=options)
         self._stream = self._container.add_stream("libopus", rate=48000, layout="mono")
         self._stream.bit_rate = bitrate_kbps * 1000
+        # Constrained VBR: plain VBR spent 110 kb/s on espeak's speech when asked for 64.
+        self._stream.codec_context.options = {"vbr": "constrained"}
         self._pts = 0
 
     def encode(self, samples: np.ndarray) -> bytes:

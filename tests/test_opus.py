@@ -139,3 +139,19 @@ def test_speak_writes_an_opus_file_chunks_and_stdout(
     assert piped.exit_code == 0
     piped_samples, piped_rate = decode_opus(piped.stdout_bytes)
     assert piped_rate == 48000 and abs(len(piped_samples) - len(samples)) / 48000 < 0.05
+
+
+def test_a_flush_chains_ogg_streams_that_decode_and_measure_in_full(speech: np.ndarray) -> None:
+    """Each flush ends the encoder's stream (the turn is delivered whole); the next audio starts a
+    chained Ogg stream. Decoders play the chain; the client's duration meter counts all of it."""
+    from elevtts.audio import DurationMeter
+
+    encoder = Encoder(parse_output_format("opus_48000_64"), RATE)
+    data = encoder.encode(speech) + encoder.finish() + encoder.encode(speech) + encoder.finish()
+    samples, _ = decode_opus(data)
+    one = round(len(speech) * 48000 / RATE)
+    assert abs(len(samples) - 2 * one) <= 2
+    meter = DurationMeter("opus_48000_64")
+    for start in range(0, len(data), 1000):  # as it arrives, in pieces
+        meter.feed(data[start : start + 1000])
+    assert meter.seconds == pytest.approx(2 * one / 48000, abs=0.001)

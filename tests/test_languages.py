@@ -3,6 +3,7 @@ Spanish and Chinese end to end through a real server (alignment, word timings, s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import unicodedata
 from pathlib import Path
@@ -279,3 +280,38 @@ def test_a_dropped_connection_resumes_in_other_languages(local_server: str, lang
     direct_s = Path("output/direct.pcm").stat().st_size / 32000
     assert resumed_s == pytest.approx(direct_s, rel=0.1)
     assert np.isfinite(resumed_s)
+
+
+def test_connections_dropped_mid_speech_leave_the_server_speaking() -> None:
+    """A connection that vanishes while its piece waits for the engine gives its slot back (a
+    leaked slot once hung every later connection; the language voices' long first pieces showed it)."""
+    import asyncio
+
+    from conftest import run_local_server
+    from websockets.asyncio.client import connect
+
+    from elevtts.server.app import ServerConfig
+
+    thread, server = run_local_server(ServerConfig(port=0, voices=("espeak",)))
+    target = url(server, "espeak", language_code="de", output_format="pcm_16000")
+    text = " ".join([TEXTS["de"]] * 6)
+
+    async def vanish(after_frames: int) -> None:
+        async with connect(target) as ws:
+            await ws.send(json.dumps({"text": " "}))
+            await ws.send(json.dumps({"text": text, "flush": True}))
+            for _ in range(after_frames):
+                await ws.recv()
+            ws.transport.abort()  # gone without a close handshake
+
+    async def drops() -> None:
+        for n in range(24):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(vanish(n % 4), 10)
+
+    try:
+        run(drops())
+        result = run(exchange(target, [{"text": " "}, {"text": TEXTS["de"]}, {"text": ""}], timeout=20))
+    finally:
+        thread.stop()
+    assert result.close_code == 1000 and len(result.audio()) > 16000

@@ -320,10 +320,15 @@ class Connection:
         abandoned = asyncio.ensure_future(job.abandoned.wait())
         try:
             await asyncio.wait((future, abandoned), return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            # The connection is gone: a slot acquired just before the cancel goes back too
+            # (else it leaks, and every later piece of every connection waits for it forever).
+            _withdraw(future, release)
+            raise
         finally:
             abandoned.cancel()
-            if not future.done() or job.abandoned.is_set():
-                _withdraw(future, release)
+        if not future.done() or job.abandoned.is_set():
+            _withdraw(future, release)
         return future.done() and not future.cancelled() and not job.abandoned.is_set()
 
     def _pieces(self, action: Synthesize) -> list[Frame]:

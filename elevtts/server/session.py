@@ -90,6 +90,9 @@ class Synthesize:
     voice_settings: VoiceSettings
     seed: int | None = None
     lexicons: tuple[Lexicon, ...] = ()
+    # The context's listener has had no audio yet: a transport should run this piece before the
+    # pieces of contexts already speaking (their listeners have audio to play meanwhile).
+    first: bool = False
 
 
 @dataclass(frozen=True)
@@ -200,6 +203,7 @@ class _Live:
     finishing: bool = False  # waiting for the encoder's tail
     final_after_finish: bool = False
     speaking: bool = False
+    waiting: bool = False  # speaking, and its listener has had no audio yet
     done: bool = False
 
 
@@ -296,6 +300,7 @@ class Session:
             live.carry = timing
             return []
         live.voiced = True
+        self._update_waiting(live)
         return [Send(AudioFrame(audio, timing.original, timing.normalized, live.context.id))]
 
     def piece_done(self, ticket: int, *, now: float) -> list[Action]:
@@ -317,6 +322,7 @@ class Session:
         actions: list[Action] = []
         if audio or timing.original.chars:
             live.voiced = live.voiced or bool(audio)
+            self._update_waiting(live)
             actions.append(Send(AudioFrame(audio, timing.original, timing.normalized, live.context.id)))
         if live.final_after_finish:
             actions.append(Send(FinalFrame(live.context.id)))
@@ -501,7 +507,13 @@ class Session:
                 settings = live.context.settings
                 actions.append(
                     Synthesize(
-                        ticket, live.key, piece, settings.voice_settings, self.params.seed, live.lexicons
+                        ticket,
+                        live.key,
+                        piece,
+                        settings.voice_settings,
+                        self.params.seed,
+                        live.lexicons,
+                        first=not live.voiced,
                     )
                 )
                 return actions
@@ -517,7 +529,8 @@ class Session:
         waits. None when the generation has been handed out in full."""
         while live.rest.strip():
             max_chars = self.pacer.piece_chars(self.voice_id)
-            piece, live.rest = next_piece(live.rest, max_chars, first=not live.voiced)
+            first_max = None if live.voiced else self.pacer.first_piece_chars(self.voice_id)
+            piece, live.rest = next_piece(live.rest, max_chars, first_max_chars=first_max)
             if piece.strip():
                 return piece
         return None
@@ -537,6 +550,14 @@ class Session:
         if live.speaking != on:
             live.speaking = on
             self.pacer.speaking += 1 if on else -1
+        self._update_waiting(live)
+
+    def _update_waiting(self, live: _Live) -> None:
+        """The pacer counts the contexts whose listeners wait for their first audio."""
+        waiting = live.speaking and not live.voiced
+        if live.waiting != waiting:
+            live.waiting = waiting
+            self.pacer.waiting += 1 if waiting else -1
 
     def _retire(self, live: _Live, now: float) -> list[Action]:
         """The context has sent isFinal: free it, let a successor of the same id begin."""

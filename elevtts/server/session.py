@@ -203,7 +203,8 @@ class _Live:
     finishing: bool = False  # waiting for the encoder's tail
     final_after_finish: bool = False
     speaking: bool = False
-    waiting: bool = False  # speaking, and its listener has had no audio yet
+    asked: bool = False  # it has been sent text to speak
+    waiting: bool = False  # asked or speaking, and its listener has had no audio yet
     done: bool = False
 
 
@@ -354,11 +355,11 @@ class Session:
 
     def connection_lost(self) -> None:
         """The transport is gone: give back the engine share and the text budget of every context."""
+        self.closed = True
         for live in self._live:
             self._speaking(live, on=False)
         self.rules.budget.held -= self._held
         self._held = 0
-        self.closed = True
 
     @property
     def max_message_bytes(self) -> int:
@@ -396,6 +397,9 @@ class Session:
             self._input_ended = True
         elif message.text is not None:
             live.context.receive(message.text, try_trigger=message.try_trigger_generation)
+            if message.text.strip():
+                live.asked = True
+                self._update_waiting(live)
         if message.flush:
             live.context.flush()
         return self._advance(live, now)
@@ -428,6 +432,9 @@ class Session:
         live.last_activity = now
         if message.text:
             live.context.receive(message.text, try_trigger=message.try_trigger_generation)
+            if message.text.strip():
+                live.asked = True
+                self._update_waiting(live)
         if message.flush:
             live.context.flush()
         actions = []
@@ -553,8 +560,9 @@ class Session:
         self._update_waiting(live)
 
     def _update_waiting(self, live: _Live) -> None:
-        """The pacer counts the contexts whose listeners wait for their first audio."""
-        waiting = live.speaking and not live.voiced
+        """The pacer counts the contexts whose listeners wait for their first audio: sent text
+        (even below the schedule: streams started together reach it a few ms apart), no audio."""
+        waiting = (live.speaking or live.asked) and not live.voiced and not live.done and not self.closed
         if live.waiting != waiting:
             live.waiting = waiting
             self.pacer.waiting += 1 if waiting else -1
@@ -562,6 +570,7 @@ class Session:
     def _retire(self, live: _Live, now: float) -> list[Action]:
         """The context has sent isFinal: free it, let a successor of the same id begin."""
         live.done = True
+        self._update_waiting(live)
         self._live.remove(live)
         context_id = live.context.id
         if self._contexts.get(context_id) is live:

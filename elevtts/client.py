@@ -28,7 +28,13 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.exceptions import (
+    ConnectionClosed,
+    InvalidHandshake,
+    InvalidMessage,
+    InvalidStatus,
+    InvalidURI,
+)
 
 from elevtts.errors import (
     AuthenticationError,
@@ -63,6 +69,7 @@ class Endpoint:
     base_url: str
     api_key: str | None = field(default=None, repr=False)
     open_timeout: float = 10.0
+    voice_load_ms: float | None = None  # the embedded server's voice load, when it was just loaded
 
     def url(self, voice_id: str, params: StreamParams, *, multi: bool) -> str:
         path = "multi-stream-input" if multi else "stream-input"
@@ -104,8 +111,9 @@ class Stream:
         message = ClientMessage(
             text=text, flush=flush, try_trigger_generation=try_trigger, context_id=self.context_id
         )
+        sent_at = time.monotonic()  # when the text is handed over, not when the write returns
         await self.session._send(message)
-        self.stats.text_sent(text, flush=flush, now=time.monotonic())
+        self.stats.text_sent(text, flush=flush, now=sent_at)
 
     async def flush(self) -> None:
         await self.send("", flush=True) if self.session.multi else await self.send(" ", flush=True)
@@ -213,6 +221,9 @@ class Session:
             raise ConnectError(detail, status=status, headers=headers) from None
         except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
             reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            if isinstance(exc, InvalidMessage) and url.startswith("ws://"):
+                # A TLS server reads a plain HTTP request as a bad TLS record and hangs up.
+                reason += " (a TLS server? use wss:// instead of ws://)"
             raise ConnectError(f"cannot connect to {self.endpoint.display}: {reason}") from None
         self.connect_ms = (time.monotonic() - started) * 1000
         self._reader = asyncio.create_task(self._read())

@@ -125,9 +125,22 @@ def load_env_file(path: Path | None = None) -> Path | None:
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read {path}: {exc}") from None
     for name, value in values.items():
-        if value is not None:
-            os.environ.setdefault(name, value)
+        if value is not None and name not in os.environ:
+            os.environ[name] = value
+            FROM_ENV_FILE.add(name)
     return path
+
+
+# The variables the `.env` file set (those the environment did not already have).
+FROM_ENV_FILE: set[str] = set()
+Origin = Literal["flag", "environment", "env_file", "default"]
+
+
+def withholds_key(*, url_origin: Origin, key_origin: Origin) -> bool:
+    """Whether a key must not be sent: a `.env` file may name a server, but a key from elsewhere
+    (the environment, a flag) never goes to a server that only a `.env` file named; a `.env` that
+    gives the URL and the key together is trusted with both."""
+    return url_origin == "env_file" and key_origin not in ("env_file", "default")
 
 
 # ---------------------------------------------------------------------------------------------

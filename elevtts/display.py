@@ -16,6 +16,7 @@ from rich.text import Text
 
 
 class Display(Protocol):
+    def status(self, message: str) -> None: ...
     def start(self, label: str, target: str) -> None: ...
     def update(
         self, *, state: str | None = None, chars_sent: int | None = None, audio_s: float | None = None
@@ -26,6 +27,9 @@ class Display(Protocol):
 
 
 class SilentDisplay:
+    def status(self, message: str) -> None:
+        """Before the stream starts (e.g. "loading voice joe...")."""
+
     def start(self, label: str, target: str) -> None:
         pass
 
@@ -53,6 +57,8 @@ def stats_table(stats: dict[str, Any]) -> Table:
     table.add_column(style="bold")
     table.add_column(justify="right")
     flush = stats.get("flush_latency_ms") or {}
+    if stats.get("voice_load_ms") is not None:
+        table.add_row("voice load (embedded server)", _ms(stats["voice_load_ms"]))
     table.add_row("connect", _ms(stats.get("connect_ms")))
     table.add_row("TTFB (first text to first audio)", _ms(stats.get("ttfb_ms")))
     if flush.get("count"):
@@ -60,16 +66,32 @@ def stats_table(stats: dict[str, Any]) -> Table:
             f"flush to first audio ({flush['count']})",
             f"p50 {_ms(flush.get('p50'))}  p95 {_ms(flush.get('p95'))}  max {_ms(flush.get('max'))}",
         )
-    table.add_row("total", _ms(stats.get("total_ms")))
+    if stats.get("elapsed_ms") is not None:
+        table.add_row("stream (connect to last audio)", _ms(stats.get("total_ms")))
+        table.add_row("total (the whole command)", _ms(stats["elapsed_ms"]))
+    else:
+        table.add_row("total", _ms(stats.get("total_ms")))
     audio_s = stats.get("audio_seconds")
     table.add_row("audio", "-" if audio_s is None else f"{audio_s:.2f} s")
     rtf = stats.get("real_time_factor")
-    table.add_row("real-time factor (wall / audio)", "-" if rtf is None else f"{rtf:.3f}")
-    table.add_row("sent", f"{stats.get('chars_sent', 0):,} chars in {stats.get('messages_sent', 0)} messages")
+    rtf_label = "real-time factor (stream / audio)"
+    if stats.get("input") == "stream":  # the stream lasts as long as the producer takes
+        rtf_label += ", input pauses included"
+    table.add_row(rtf_label, "-" if rtf is None else f"{rtf:.3f}")
     table.add_row(
-        "received", f"{stats.get('audio_bytes', 0):,} bytes in {stats.get('audio_chunks', 0)} chunks"
+        "sent",
+        f"{count(stats.get('chars_sent', 0), 'char')} in {count(stats.get('messages_sent', 0), 'message')}",
+    )
+    table.add_row(
+        "received",
+        f"{count(stats.get('audio_bytes', 0), 'byte')} in {count(stats.get('audio_chunks', 0), 'chunk')}",
     )
     return table
+
+
+def count(number: int, noun: str) -> str:
+    """`1 message`, `2 messages`, `1,024 bytes`."""
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
 
 
 class PlainDisplay(SilentDisplay):
@@ -77,6 +99,9 @@ class PlainDisplay(SilentDisplay):
 
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True)
+
+    def status(self, message: str) -> None:
+        self.note(f"elevtts: {message}")
 
     def report(self, stats: dict[str, Any]) -> None:
         self.console.print(stats_table(stats))
@@ -91,18 +116,26 @@ class RichDisplay(PlainDisplay):
     def __init__(self, console: Console | None = None) -> None:
         super().__init__(console)
         self._live: Live | None = None
-        self._state = "connecting"
+        self._state = "starting"
         self._chars = 0
         self._audio_s = 0.0
         self._label = ""
         self._target = ""
         self._started = time.monotonic()
 
+    def status(self, message: str) -> None:
+        self._state = message
+        self._live_on()
+
     def start(self, label: str, target: str) -> None:
         self._label, self._target = label, target
-        self._started = time.monotonic()
-        self._live = Live(self, console=self.console, refresh_per_second=8, transient=True)
-        self._live.start()
+        self._state = "connecting"
+        self._live_on()
+
+    def _live_on(self) -> None:
+        if self._live is None:
+            self._live = Live(self, console=self.console, refresh_per_second=8, transient=True)
+            self._live.start()
 
     def update(
         self, *, state: str | None = None, chars_sent: int | None = None, audio_s: float | None = None
@@ -130,7 +163,11 @@ class RichDisplay(PlainDisplay):
         text = Text()
         text.append(f"{self._label} ", style="bold")
         text.append(f"[{self._state}] ", style="cyan")
-        text.append(f"sent {self._chars:,} chars · audio {self._audio_s:.1f} s · {elapsed:.1f} s elapsed")
+        if self._state == "sending" and not self._chars:
+            text.append("waiting for input · ")
+        else:
+            text.append(f"sent {count(self._chars, 'char')} · ")
+        text.append(f"audio {self._audio_s:.1f} s · {elapsed:.1f} s elapsed")
         text.append(f"  ({self._target})", style="dim")
         return text
 

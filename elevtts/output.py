@@ -12,6 +12,7 @@ import os
 import re
 import time
 import unicodedata
+import wave
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -20,6 +21,10 @@ from elevtts.errors import OutputError
 from elevtts.protocol import Alignment
 
 PART_SUFFIX = ".part"
+NAME_MAX_BYTES = 255  # a file name's limit on Linux, macOS and Windows filesystems
+# The longest name an output gets: `<name>.words.json.part`.
+LONGEST_SUFFIX = ".words.json" + PART_SUFFIX
+WAV_HEADER_BYTES = 44  # what `wave` writes before the samples
 
 
 def slug(text: str, *, max_len: int = 40) -> str:
@@ -39,11 +44,17 @@ def timestamped_slug(text: str) -> str:
     return f"{slug(text)}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def safe_name(name: str) -> str:
-    """One path component: no separators, no '..', no control characters, not hidden."""
+def safe_name(name: str, *, shorten: bool = True) -> str:
+    """One path component: no separators, no '..', no control characters, not hidden.
+
+    `shorten` cuts a name derived from input to 200 UTF-8 bytes (at a character boundary); a name
+    the user chose is kept whole, and `OutputPaths.check_free` refuses it if it cannot fit.
+    """
     name = unicodedata.normalize("NFC", name)
     name = re.sub(r"[\x00-\x1f\x7f/\\:]", "_", name).strip().lstrip(".")
-    return name[:200] or "speech"
+    if shorten:
+        name = name.encode("utf-8")[:200].decode("utf-8", "ignore")
+    return name or "speech"
 
 
 def _os_error(path: Path, exc: OSError) -> OutputError:
@@ -52,6 +63,8 @@ def _os_error(path: Path, exc: OSError) -> OutputError:
 
 
 def ensure_directory(path: Path) -> Path:
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"cannot write to {path}: not a directory")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -89,21 +102,36 @@ class OutputPaths:
         return self.directory / f"{self.name}.{'words.json' if kind == 'json' else kind}"
 
     def check_free(self, *, force: bool, subtitle_kinds: tuple[str, ...] = ()) -> None:
-        """Refuse to overwrite silently."""
+        """Refuse a name too long for a file, and to overwrite silently."""
+        longest = len(self.name.encode("utf-8")) + len(f".{self.extension}{LONGEST_SUFFIX}")
+        if longest > NAME_MAX_BYTES:
+            raise OutputError(
+                f"the output name {self.name[:24]!r}... is too long: with its longest suffix it has "
+                f"{longest} bytes, and a file name can have at most {NAME_MAX_BYTES} (use a shorter --name)"
+            )
         if force:
             return
-        taken = [p for p in (self.audio, *(self.subtitles(k) for k in subtitle_kinds)) if p.exists()]
+        try:
+            taken = [p for p in (self.audio, *(self.subtitles(k) for k in subtitle_kinds)) if p.exists()]
+        except OSError as exc:
+            raise _os_error(self.audio, exc) from None
         if taken:
             raise OutputError(f"{taken[0]} already exists (use --force to overwrite, or --name)")
 
 
 class AudioFile:
-    """Audio written as it arrives into the `.part` file; `commit()` renames it into place."""
+    """Audio written as it arrives into the `.part` file; `commit()` renames it into place.
 
-    def __init__(self, paths: OutputPaths) -> None:
+    With `wav_sample_rate`, the file is a RIFF/WAVE container around 16-bit mono PCM (stdlib
+    `wave`): its header says "no data yet" until `commit()` (or `abandon()`) writes the sizes.
+    """
+
+    def __init__(self, paths: OutputPaths, *, wav_sample_rate: int | None = None) -> None:
         self.paths = paths
         self.bytes_written = 0
+        self.wav_sample_rate = wav_sample_rate
         self._file: BinaryIO | None = None
+        self._wave: wave.Wave_write | None = None
 
     @property
     def is_open(self) -> bool:
@@ -113,15 +141,31 @@ class AudioFile:
         ensure_directory(self.paths.directory)
         try:
             self._file = open(self.paths.part, "wb")  # noqa: SIM115  (closed in commit/abandon)
+            if self.wav_sample_rate is not None:
+                self._wave = wave.open(self._file, "wb")  # noqa: SIM115  (closed in _close_wave)
+                self._wave.setnchannels(1)
+                self._wave.setsampwidth(2)
+                self._wave.setframerate(self.wav_sample_rate)
+                self._wave.writeframesraw(b"")  # the header goes out now, before any audio
+                self._file.flush()
         except OSError as exc:
             raise _os_error(self.paths.part, exc) from None
+
+    def _close_wave(self) -> None:
+        """Complete the WAVE header with the sizes written (the file itself stays open)."""
+        if self._wave is not None:
+            self._wave.close()  # patches the RIFF and data sizes; does not close a file it was given
+            self._wave = None
 
     def write(self, data: bytes) -> None:
         if self._file is None:
             self.open()
         assert self._file is not None
         try:
-            self._file.write(data)
+            if self._wave is not None:
+                self._wave.writeframesraw(data)
+            else:
+                self._file.write(data)
             self._file.flush()
         except OSError as exc:
             raise _os_error(self.paths.part, exc) from None
@@ -132,6 +176,8 @@ class AudioFile:
             self.open()
         assert self._file is not None
         try:
+            self._close_wave()
+            self._file.flush()
             os.fsync(self._file.fileno())
             self._file.close()
             os.replace(self.paths.part, self.paths.audio)
@@ -144,9 +190,12 @@ class AudioFile:
         if self._file is None:
             return None
         with contextlib.suppress(OSError):  # the same failure again, flushing the buffer
+            self._close_wave()  # a kept WAVE `.part` says how much audio it holds
+        with contextlib.suppress(OSError):
             self._file.close()
+        header = WAV_HEADER_BYTES if self.wav_sample_rate is not None else 0
         try:
-            if self.paths.part.stat().st_size > 0:
+            if self.paths.part.stat().st_size > header:
                 return self.paths.part
             self.paths.part.unlink()
         except OSError:
@@ -159,7 +208,7 @@ class ChunkWriter:
 
     def __init__(self, paths: OutputPaths) -> None:
         self.directory = paths.chunks
-        self.extension = paths.extension
+        self.extension = "pcm" if paths.extension.lower() == "wav" else paths.extension  # the chunks are raw
         self.count = 0
 
     def write(self, audio: bytes, alignment: Alignment | None, normalized: Alignment | None) -> None:

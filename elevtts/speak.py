@@ -24,16 +24,18 @@ from elevtts.chunking import Chunk, TextSplitter
 from elevtts.client import Endpoint, Session, Stream, StreamOptions, StreamStats
 from elevtts.config import SendFlush, StreamConfig
 from elevtts.display import Display, SilentDisplay
-from elevtts.errors import ConnectionDropped, ElevttsError, InputError, OutputError
+from elevtts.errors import ConnectError, ConnectionDropped, ElevttsError, InputError, OutputError
 from elevtts.markdown import MarkdownStripper
 from elevtts.output import AudioFile, ChunkWriter, OutputPaths, write_json, write_text
-from elevtts.player import Player
+from elevtts.player import AudioPlayer
 from elevtts.protocol import AudioFrame, StreamParams
+from elevtts.retry import Backoff, is_retryable, retry_hint_for
 from elevtts.subtitles import SubtitleBuilder, to_json, to_srt, to_vtt
 
 READ_SIZE = 64 * 1024
-MAX_RECONNECTS = 3  # a dropped connection is resumed this many times
-RECONNECT_DELAY_S = 0.5  # doubled at each reconnect
+RETRIES = 3  # attempts to reconnect and resume after dropped connections, in one run
+INPUT_SENT = "all text sent"  # the display's state once the end of input has gone out
+NOTHING_TO_SPEAK = "nothing to speak: the input has no letters or digits"
 _FLUSH_AFTER = {
     "sentence": frozenset({"sentence", "paragraph"}),
     "paragraph": frozenset({"paragraph"}),
@@ -59,7 +61,7 @@ class OutputPlan:
     force: bool = False
     stdout: BinaryIO | None = None  # -o -: raw audio here as it arrives
     write_stats: bool = True
-    player: Player | None = None  # --play
+    player: AudioPlayer | None = None  # --play
 
 
 @dataclass
@@ -69,7 +71,12 @@ class SpeakResult:
     ok: bool = True
     error: str | None = None
     part_path: Path | None = None
-    extra_files: list[Path] = field(default_factory=list)
+    extra_files: dict[str, Path] = field(default_factory=dict)  # by kind: srt, vtt, json, stats
+
+
+def speakable(text: str) -> bool:
+    """Whether the text holds anything to say: a letter or a digit (not only spaces or punctuation)."""
+    return any(char.isalnum() for char in text)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -116,7 +123,33 @@ async def file_source(path: Path, *, digest: Any = None) -> AsyncIterator[str]:
         handle.close()
 
 
-async def stream_source(fd: int) -> AsyncIterator[str]:
+async def document_source(path: Path) -> AsyncIterator[str]:
+    """A whole Markdown file as its spoken text: a CommonMark parser needs the whole document."""
+    from elevtts.markdown import strip_markdown_document
+
+    pieces = [piece async for piece in file_source(path)]
+    yield strip_markdown_document("".join(pieces))
+
+
+async def stripped_source(source: AsyncIterator[str]) -> AsyncIterator[str]:
+    """Markdown stripped from a stream, line by line, as it arrives."""
+    stripper = MarkdownStripper()
+    async for piece in source:
+        if text := stripper.feed(piece):
+            yield text
+    if tail := stripper.flush():
+        yield tail
+
+
+def open_stream(path: Path) -> int:
+    """A file descriptor for a pipe or device path (`/dev/stdin`, `<(cmd)`), read as a stream."""
+    try:
+        return os.open(path, os.O_RDONLY)
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+async def stream_source(fd: int, *, name: str = "standard input") -> AsyncIterator[str]:
     """Yield text from a file descriptor as soon as it arrives (not line- or EOF-buffered).
 
     The blocking reads run on a daemon thread, so a silent producer never blocks the loop
@@ -125,15 +158,21 @@ async def stream_source(fd: int) -> AsyncIterator[str]:
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[bytes | Exception | None] = asyncio.Queue()
 
+    def deliver(item: bytes | Exception | None) -> bool:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+        except RuntimeError:  # the loop is closed (Ctrl-C, an error): nobody reads any more
+            return False
+        return True
+
     def pump() -> None:
         while True:
             try:
                 data = os.read(fd, READ_SIZE)
             except OSError as exc:
-                loop.call_soon_threadsafe(queue.put_nowait, exc)
+                deliver(exc)
                 return
-            loop.call_soon_threadsafe(queue.put_nowait, data or None)
-            if not data:
+            if not deliver(data or None) or not data:
                 return
 
     threading.Thread(target=pump, name="elevtts-stdin", daemon=True).start()
@@ -141,11 +180,11 @@ async def stream_source(fd: int) -> AsyncIterator[str]:
     while True:
         item = await queue.get()
         if isinstance(item, Exception):
-            raise InputError(f"cannot read standard input: {item}")
+            raise InputError(f"cannot read {name}: {item}")
         try:
             text = decoder.decode(item or b"", final=item is None)
         except UnicodeDecodeError as exc:
-            raise InputError(f"standard input is not UTF-8 text ({exc.reason})") from None
+            raise InputError(f"{name} is not UTF-8 text ({exc.reason})") from None
         if text:
             yield text
         if item is None:
@@ -172,17 +211,26 @@ class _Sender:
     run again on a new stream after a dropped connection, which `resend` first brings up to date.
     """
 
-    def __init__(self, policy: SendPolicy, keepalive_s: float, on_sent: Callable[[int], None]) -> None:
+    def __init__(
+        self,
+        policy: SendPolicy,
+        keepalive_s: float,
+        on_sent: Callable[[int], None],
+        on_end: Callable[[], None] | None = None,
+    ) -> None:
         self.stream: Stream | None = None
         self.policy = policy
         self.keepalive_s = keepalive_s
         self.on_sent = on_sent
+        self.on_end = on_end  # every character of the input has been sent
         self.splitter = TextSplitter(max_chars=policy.max_chunk_chars)
         self.markdown = MarkdownStripper() if policy.strip_markdown else None
         self.sent: list[str] = []  # every chunk handed to a connection, in order
         self.sent_chars = 0
         self.unflushed = False  # text sent since the last flush
         self.ended = False  # the end of input was sent
+        self.has_words = False  # a chunk with something to say was sent
+        self._held: list[Chunk] = []  # chunks of punctuation only, before the first word
         self._queue: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
         self._reader: asyncio.Task[None] | None = None
 
@@ -226,6 +274,8 @@ class _Sender:
             if item is None:
                 tail = self.markdown.flush() if self.markdown else ""
                 await self._send_chunks(self.splitter.feed(tail) + self.splitter.flush())
+                if not self.has_words:
+                    raise InputError(NOTHING_TO_SPEAK)
                 await self._end()
                 return
             text = self.markdown.feed(item) if self.markdown else item
@@ -267,6 +317,8 @@ class _Sender:
         assert self.stream is not None
         self.ended = True
         await self.stream.end()
+        if self.on_end is not None:
+            self.on_end()
 
     def _wait_timeout(self, last_send: float) -> float:
         waits = [max(0.05, self.keepalive_s - (time.monotonic() - last_send))]
@@ -294,6 +346,13 @@ class _Sender:
 
     async def _send_chunks(self, chunks: list[Chunk], *, force_flush: bool = False) -> bool:
         assert self.stream is not None
+        if not self.has_words:
+            # Nothing goes out before the first word: an input with none is refused, not synthesized.
+            self._held.extend(chunks)
+            if not any(speakable(chunk.text) for chunk in chunks):
+                return False
+            chunks, self._held = self._held, []
+            self.has_words = True
         # Recorded before sending: a chunk lost with a dropped connection is sent again.
         self.sent.extend(chunk.text for chunk in chunks)
         for index, chunk in enumerate(chunks):
@@ -310,6 +369,15 @@ class _Sender:
 # Receiving
 
 
+def _wav_sample_rate(output_format: str) -> int:
+    from elevtts.formats import parse_output_format
+
+    found = parse_output_format(output_format)
+    if found.codec != "pcm":
+        raise OutputError(f"a .wav file holds pcm_* audio, not {output_format}")
+    return found.sample_rate
+
+
 class _Receiver:
     """Writes each audio frame where the plan says, as it arrives."""
 
@@ -318,8 +386,12 @@ class _Receiver:
         self.display = display
         self.meter = DurationMeter(output_format)
         self.subtitles = SubtitleBuilder() if plan.subtitles else None
-        self.audio = AudioFile(plan.paths) if plan.paths else None
+        wav_rate = (
+            _wav_sample_rate(output_format) if plan.paths and plan.paths.extension.lower() == "wav" else None
+        )
+        self.audio = AudioFile(plan.paths, wav_sample_rate=wav_rate) if plan.paths else None
         self.chunks = ChunkWriter(plan.paths) if plan.paths and plan.keep_chunks else None
+        self.input_sent = False
 
     def open(self) -> None:
         """Open the `.part` (once: a resumed stream appends to the same file)."""
@@ -344,9 +416,12 @@ class _Receiver:
                 self.plan.stdout.flush()
             except BrokenPipeError:
                 raise OutputError("standard output was closed (the player or pipe went away)") from None
+            except OSError as exc:
+                raise OutputError(f"cannot write to standard output: {exc.strerror or exc}") from None
         if self.plan.player is not None:
             self.plan.player.feed(frame.audio)
-        self.display.update(state="speaking", audio_s=self.meter.seconds)
+        # once all the text is sent, the state says so (the audio still counts up)
+        self.display.update(state=None if self.input_sent else "speaking", audio_s=self.meter.seconds)
 
 
 async def speak(
@@ -360,9 +435,17 @@ async def speak(
     multi: bool = False,
     settings_for_stats: dict[str, Any] | None = None,
     label: str = "speak",
+    retries: int = RETRIES,
+    backoff: Backoff | None = None,
 ) -> SpeakResult:
-    """Speak everything `source` yields. Raises `ElevttsError` subclasses; keeps `.part` on failure."""
+    """Speak everything `source` yields. Raises `ElevttsError` subclasses; keeps `.part` on failure.
+
+    A dropped connection is resumed on a new one from the last confirmed audio; `retries`
+    reconnection attempts in all (a refused one counts), `backoff` apart. When they run out,
+    or without alignment to resume from, `ConnectionDropped`.
+    """
     display = display or SilentDisplay()
+    backoff = backoff or Backoff()
     if plan.paths is not None:
         plan.paths.check_free(force=plan.force, subtitle_kinds=plan.subtitles)
     receiver = _Receiver(plan, options.params.output_format, display)
@@ -371,10 +454,19 @@ async def speak(
     stream: Stream | None = None
     stats = StreamStats(started_at=started)
     keepalive_s = max(1.0, options.params.inactivity_timeout * 0.5)
-    sender = _Sender(policy, keepalive_s, lambda n: display.update(chars_sent=n))
+
+    def input_sent() -> None:
+        receiver.input_sent = True
+        display.update(state=INPUT_SENT)
+
+    sender = _Sender(policy, keepalive_s, lambda n: display.update(chars_sent=n), on_end=input_sent)
     if plan.player is not None:
         await plan.player.start()
+        if plan.player.failed:
+            display.note(f"elevtts: --play: {plan.player.failed}; saving only")
     sender.start_reading(source)
+    dropped: ConnectionDropped | None = None  # the drop being recovered from
+    attempts = 0  # reconnection attempts so far
     try:
         while True:
             try:
@@ -393,12 +485,25 @@ async def speak(
                         with contextlib.suppress(ElevttsError):
                             await session.close_socket()
                 break
-            except ConnectionDropped as exc:
+            except (ConnectionDropped, ConnectError) as exc:
                 # Resume on a new connection from the last audio the alignment confirms.
-                if stats.reconnects >= MAX_RECONNECTS or stats.spoken_chars_confirmed is None:
-                    raise
-                display.note(f"elevtts: {exc.message}; reconnecting to resume from the last confirmed audio")
-                await asyncio.sleep(RECONNECT_DELAY_S * 2**stats.reconnects)
+                if isinstance(exc, ConnectionDropped):
+                    if stats.spoken_chars_confirmed is None:
+                        raise  # no alignment: where to resume is unknown
+                    dropped = exc
+                elif dropped is None or not is_retryable(exc):
+                    raise  # the first connection, or a refusal that will not change
+                attempts += 1
+                if attempts > retries:
+                    tried = f"{retries} reconnection attempt{'s' if retries != 1 else ''}"
+                    gave_up = f"{dropped.message}; gave up after {tried} ({exc.message})"
+                    raise ConnectionDropped(gave_up) from None
+                delay = backoff.delay(attempts, retry_hint_for(exc))
+                display.note(
+                    f"elevtts: {exc.message}; reconnecting in {delay:.1f} s to resume from the last "
+                    f"confirmed audio (attempt {attempts} of {retries})"
+                )
+                await asyncio.sleep(delay)
     except BaseException as exc:
         display.stop()
         if plan.player is not None:
@@ -408,8 +513,17 @@ async def speak(
             exc.message += f" (partial audio kept in {part})"
             exc.args = (exc.message,)
         failed = isinstance(exc, ElevttsError | asyncio.CancelledError | KeyboardInterrupt)
-        if failed and plan.paths is not None and plan.write_stats and stream is not None:
-            summary = _summary(stream, receiver, started, settings_for_stats, ok=False, error=str(exc))
+        said = sender.sent_chars > 0  # with nothing sent there is nothing to describe
+        if failed and said and plan.paths is not None and plan.write_stats and stream is not None:
+            summary = _summary(
+                stream,
+                receiver,
+                started,
+                settings_for_stats,
+                ok=False,
+                error=str(exc),
+                voice_load_ms=endpoint.voice_load_ms,
+            )
             with contextlib.suppress(OutputError):
                 write_json(plan.paths.stats, summary)
         raise
@@ -417,9 +531,18 @@ async def speak(
         await sender.stop_reading()
     display.stop()
     if plan.player is not None:
-        display.note("playing the rest of the audio...")
+        if not plan.player.failed:
+            display.note("playing the rest of the audio...")
         await plan.player.finish()
-    summary = _summary(stream, receiver, started, settings_for_stats, ok=True, error=None)
+    summary = _summary(
+        stream,
+        receiver,
+        started,
+        settings_for_stats,
+        ok=True,
+        error=None,
+        voice_load_ms=endpoint.voice_load_ms,
+    )
     result = SpeakResult(audio_path=None, stats=summary)
     if receiver.audio is not None and plan.paths is not None:
         result.audio_path = receiver.audio.commit()
@@ -429,10 +552,10 @@ async def speak(
             for kind in plan.subtitles:
                 path = plan.paths.subtitles(kind)
                 write_text(path, renderers[kind](words))
-                result.extra_files.append(path)
+                result.extra_files[kind] = path
         if plan.write_stats:
             write_json(plan.paths.stats, summary)
-            result.extra_files.append(plan.paths.stats)
+            result.extra_files["stats"] = plan.paths.stats
     return result
 
 
@@ -466,6 +589,7 @@ def _summary(
     *,
     ok: bool,
     error: str | None,
+    voice_load_ms: float | None = None,
 ) -> dict[str, Any]:
     stats = stream.stats
     stats.finished_at = stats.finished_at or time.monotonic()
@@ -475,6 +599,8 @@ def _summary(
     wall_s = (stats.finished_at - started) if stats.finished_at else None
     summary["real_time_factor"] = round(wall_s / audio_s, 4) if wall_s and audio_s else None
     summary["ok"] = ok
+    if voice_load_ms is not None:
+        summary["voice_load_ms"] = voice_load_ms
     if error:
         summary["error"] = error
     if settings is not None:

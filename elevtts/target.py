@@ -8,9 +8,11 @@ the duration of the command, reached over a real WebSocket like any other.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from elevtts.errors import UsageError, missing_local_extra
@@ -71,8 +73,18 @@ def resolve_target(*, url: str | None, api_key: str | None, region: Region = "gl
 
 
 @contextlib.asynccontextmanager
-async def open_endpoint(target: Target, *, voices: tuple[str, ...] = ()) -> AsyncIterator[Endpoint]:
-    """Yield an endpoint for the target, running the embedded server while it is in use."""
+async def open_endpoint(
+    target: Target,
+    *,
+    voices: tuple[str, ...] = (),
+    on_status: Callable[[str], None] | None = None,
+) -> AsyncIterator[Endpoint]:
+    """Yield an endpoint for the target, running the embedded server while it is in use.
+
+    `voices` are loaded before the endpoint is yielded (`on_status` hears "loading voice ...",
+    and `endpoint.voice_load_ms` says how long it took); with none, `load_voices` can load them
+    later, only if there turns out to be something to speak.
+    """
     from elevtts.client import Endpoint
 
     if target.kind != "embedded":
@@ -85,9 +97,34 @@ async def open_endpoint(target: Target, *, voices: tuple[str, ...] = ()) -> Asyn
             exc, what="the embedded local server", alternative="or give --url or ELEVENLABS_API_KEY"
         ) from None
     server, app = await start_server(ServerConfig(port=0), preload=False)
+    endpoint = Endpoint(server_url(server))
+    _embedded[endpoint.base_url] = app
     try:
-        await app.preload([v for v in voices if v in app.voice_ids])
-        yield Endpoint(server_url(server))
+        if voices:
+            endpoint = await load_voices(endpoint, voices, on_status=on_status)
+        yield endpoint
     finally:
+        _embedded.pop(endpoint.base_url, None)
         server.close()
         await server.wait_closed()
+
+
+_embedded: dict[str, Any] = {}  # the embedded server's state, by the URL of its endpoint
+
+
+async def load_voices(
+    endpoint: Endpoint, voices: tuple[str, ...], *, on_status: Callable[[str], None] | None = None
+) -> Endpoint:
+    """Load these voices into the embedded server behind `endpoint` (nothing for other servers);
+    returns the endpoint with the time it took in `voice_load_ms`."""
+    app = _embedded.get(endpoint.base_url)
+    if app is None:
+        return endpoint
+    to_load = [v for v in voices if v in app.voice_ids]
+    if not to_load:
+        return endpoint
+    if on_status is not None:
+        on_status(f"loading voice {', '.join(to_load)}...")
+    started = time.monotonic()
+    await app.preload(to_load)
+    return dataclasses.replace(endpoint, voice_load_ms=round((time.monotonic() - started) * 1000, 1))

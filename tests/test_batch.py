@@ -30,7 +30,6 @@ from typer.testing import CliRunner
 from elevtts.batch.inputs import BatchInput, OutputLayout, assign_names, discover_inputs, safe_component
 from elevtts.batch.manifest import DONE, FAILED, INTERRUPTED, MANIFEST_NAME, Manifest, ManifestEntry
 from elevtts.batch.progress import BatchPlan, RichBatchProgress
-from elevtts.batch.retry import Backoff, is_retryable, retry_hint
 from elevtts.batch.runner import run_batch
 from elevtts.cli import app
 from elevtts.client import Endpoint, StreamOptions
@@ -43,6 +42,7 @@ from elevtts.errors import (
     InputError,
     ServerError,
 )
+from elevtts.retry import Backoff, is_retryable, retry_hint
 from elevtts.server import engines
 from elevtts.server.app import ServerConfig
 from elevtts.server.engines import (
@@ -391,8 +391,9 @@ def test_server_stopped_mid_run_then_a_rerun_completes_only_what_was_missing(
     assert_speech(*decode_mp3((out / "b.mp3").read_bytes()), words=words((src / "b.txt").read_text()))
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_stops_cleanly_and_a_rerun_finishes_the_rest(
-    tmp_path: Path, own_server: tuple[ServerThread, str]
+    tmp_path: Path, own_server: tuple[ServerThread, str], signum: int
 ) -> None:
     _, url = own_server
     src, out = tmp_path / "src", tmp_path / "out"
@@ -415,7 +416,7 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_finishes_the_rest(
         while not ((out / "b.mp3.part").exists() and (out / "b.mp3.part").stat().st_size):
             assert time.monotonic() < deadline, "no partial audio for b.txt"
             time.sleep(0.02)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signum)
         stdout, stderr = process.communicate(timeout=30)
     finally:
         if process.poll() is None:
@@ -423,7 +424,10 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_finishes_the_rest(
             process.communicate()
         GateEngine.opened.set()
     assert process.returncode == 130, stderr
-    assert "interrupted" in stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert "partial audio kept in out/b.mp3.part" in stderr
+    assert "re-run the same command to resume" in stderr
+    assert sorted(p.name for p in out.iterdir() if p.suffix in (".part", ".lock") and p.stem != "b.mp3") == []
     report = json.loads(stdout)  # the report is printed even when interrupted
     assert report["interrupted"] is True and report["ok"] is False
     assert [f["status"] for f in report["files"]] == ["done", INTERRUPTED, "not_started"]
@@ -441,6 +445,49 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_finishes_the_rest(
     }
     assert mtimes(out)["a.mp3"] == finished["a.mp3"]
     assert not list(out.rglob("*.part"))
+
+
+def test_an_interrupt_on_a_terminal_clears_the_live_lines(
+    tmp_path: Path, own_server: tuple[ServerThread, str]
+) -> None:
+    """On a real terminal (a pty), SIGTERM mid-file: the live lines are erased, then the result."""
+    import pty
+
+    _, url = own_server
+    write(tmp_path / "src" / "b.txt", "One two three four five six. " * 3 + "Gate holds this one.")
+    leader, follower = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k not in ("ELEVENLABS_API_KEY", "ELEVTTS_URL")}
+    env.update(TERM="xterm", COLUMNS="100", LINES="30")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "elevtts", "batch", "src", "--url", url, "--voice", "batch-gate", "-d", "out"],
+        cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, stdout=follower, stderr=follower,
+    )  # fmt: skip
+    os.close(follower)
+    output = bytearray()
+    try:
+        assert GateEngine.entered.wait(timeout=30), "b.txt never reached the server"
+        time.sleep(0.5)  # a few live refreshes
+        process.send_signal(signal.SIGTERM)
+        while True:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:  # the pty closed: the process is gone
+                break
+            if not data:
+                break
+            output += data
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(leader)
+        GateEngine.opened.set()
+    assert process.returncode == 130, output.decode(errors="replace")
+    assert " chars · audio ".encode() in output  # the live line was shown...
+    tail = bytes(output).rsplit(b"\x1b[2K", 1)[1]  # ...and erased before the last lines
+    assert b" chars \xc2\xb7 audio " not in tail
+    assert b"re-run the same command to resume" in tail and b"Traceback" not in output
 
 
 # ---------------------------------------------------------------------------------------------

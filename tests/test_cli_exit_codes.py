@@ -12,7 +12,6 @@ from websockets.asyncio.server import serve
 from websockets.datastructures import Headers
 from websockets.http11 import Response
 
-from elevtts.batch.retry import is_retryable, retry_hint_for
 from elevtts.cli import app
 from elevtts.cli.exit_codes import ExitCode, exit_code_for
 from elevtts.client import Endpoint, Session, StreamOptions
@@ -30,6 +29,7 @@ from elevtts.errors import (
     ServerError,
     UsageError,
 )
+from elevtts.retry import is_retryable, retry_hint_for
 
 
 @pytest.mark.parametrize(

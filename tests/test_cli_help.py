@@ -98,7 +98,7 @@ def test_speak_and_batch_expose_the_same_shared_options() -> None:
         assert speak[name] == batch[name], name
     # ...and each command's own options are few and named
     assert set(speak) - set(SHARED_OPTION_NAMES) == {"file", "output", "name", "play"}
-    assert set(batch) - set(SHARED_OPTION_NAMES) == {"jobs", "glob", "retry_failed", "retries"}
+    assert set(batch) - set(SHARED_OPTION_NAMES) == {"jobs", "glob", "retry_failed"}
 
 
 def _modules_after(*args: str) -> list[str]:

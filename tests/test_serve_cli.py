@@ -246,7 +246,7 @@ def test_dictionary_file_is_announced_and_applied_by_its_locator(tmp_path: Path)
     pls.write_text(PLS, encoding="utf-8")
     version = hashlib.sha256(pls.read_bytes()).hexdigest()[:12]
     with serving(tmp_path, "--voice", "espeak", "--dictionary", str(pls)) as server:
-        assert f"pronunciation_dictionary_id=tech version_id={version}" in server.stderr_path.read_text()
+        assert f"--pronunciation-dictionary tech:{version}" in server.stderr_path.read_text()
 
         locator = {"pronunciation_dictionary_id": "tech", "version_id": version}
         opener = {"text": " ", "pronunciation_dictionary_locators": [locator]}

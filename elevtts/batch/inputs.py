@@ -278,22 +278,26 @@ class Scan:
     sha256: str | None
     chars: int
     error: str | None = None
+    speakable: bool = True  # holds a letter or a digit: an input without any is skipped, not spoken
 
 
 def scan_file(path: Path) -> Scan:
     """Hash and count a file in pieces (memory stays flat); report unreadable or non-UTF-8 text."""
     digest = hashlib.sha256()
     decoder = codecs.getincrementaldecoder("utf-8-sig")("strict")
-    chars, offset, error = 0, 0, None
+    chars, offset, error, speakable = 0, 0, None, False
     try:
         with open(path, "rb") as handle:
             while data := handle.read(READ_SIZE):
                 digest.update(data)
                 if error is None:
                     try:
-                        chars += len(decoder.decode(data))
+                        text = decoder.decode(data)
                     except UnicodeDecodeError as exc:
                         error = _not_utf8(exc, offset)
+                    else:
+                        chars += len(text)
+                        speakable = speakable or any(char.isalnum() for char in text)
                 offset += len(data)
         if error is None:
             try:
@@ -302,7 +306,7 @@ def scan_file(path: Path) -> Scan:
                 error = _not_utf8(exc, offset)
     except OSError as exc:
         return Scan(None, 0, f"cannot read the file: {exc.strerror or exc}")
-    return Scan(digest.hexdigest(), chars, error)
+    return Scan(digest.hexdigest(), chars, error, speakable)
 
 
 def _not_utf8(exc: UnicodeDecodeError, offset: int) -> str:

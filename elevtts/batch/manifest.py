@@ -210,22 +210,37 @@ def utc_now() -> str:
 
 @contextlib.contextmanager
 def manifest_lock(directory: Path) -> Iterator[None]:
-    """One batch at a time per output directory (POSIX advisory lock; a no-op elsewhere)."""
+    """One batch at a time per output directory (POSIX advisory lock; a no-op elsewhere).
+
+    The lock file is removed when the batch ends. A batch that opened it just before, and locks it
+    after the removal, sees that the file it holds is no longer the one at the path, and starts over.
+    """
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX
         yield
         return
     path = directory / LOCK_NAME
-    try:
-        handle = open(path, "a")  # noqa: SIM115  (closed below)
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
+    while True:
+        try:
+            handle = open(path, "a")  # noqa: SIM115  (closed below)
+        except OSError as exc:
+            raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
+            handle.close()
             raise UsageError(f"another elevtts batch is writing to {directory}") from None
+        try:
+            same = os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
+        except OSError:
+            same = False
+        if same:
+            break
+        handle.close()  # removed by the batch that held it: lock the new one
+    try:
         yield
     finally:
+        with contextlib.suppress(OSError):
+            path.unlink()  # while still holding the lock
         handle.close()

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from elevtts.batch.manifest import DONE, FAILED, FAILED_BEFORE, INTERRUPTED, NOT_STARTED, SKIPPED
-from elevtts.batch.retry import Backoff
-from elevtts.display import SilentDisplay
+from elevtts.display import SilentDisplay, count
+from elevtts.retry import Backoff
+from elevtts.speak import INPUT_SENT
 
 # ---------------------------------------------------------------------------------------------
 # Plan, reports, progress
@@ -91,6 +92,7 @@ class BatchProgress(Protocol):
     """What a batch tells its display; see `PlainBatchProgress` and `RichBatchProgress`."""
 
     def begin(self, report: BatchReport, *, to_run: int, chars: int, target: str) -> None: ...
+    def status(self, message: str) -> None: ...
     def file_started(self, file: FileReport) -> None: ...
     def file_update(
         self,
@@ -108,6 +110,9 @@ class BatchProgress(Protocol):
 class SilentBatchProgress:
     def begin(self, report: BatchReport, *, to_run: int, chars: int, target: str) -> None:
         pass
+
+    def status(self, message: str) -> None:
+        """Before the first file (e.g. "loading voice joe...")."""
 
     def file_started(self, file: FileReport) -> None:
         pass
@@ -158,7 +163,16 @@ def _summary_line(report: BatchReport) -> str:
     ]
     audio, wall = totals["audio_seconds"], totals["wall_s"] or 0.0
     line = f"batch: {', '.join(parts)}; {audio:.1f} s of audio in {wall:.1f} s"
-    return line + (f" (manifest {report.manifest})" if report.manifest else "")
+    line += f" (manifest {report.manifest})" if report.manifest else ""
+    if report.interrupted:
+        kept = [
+            f.output
+            for f in report.files
+            if f.status == INTERRUPTED and f.output and Path(f.output + ".part").exists()
+        ]
+        line += "\nbatch: interrupted; re-run the same command to resume"
+        line += f" (partial audio kept in {', '.join(p + '.part' for p in kept)})" if kept else ""
+    return line
 
 
 class PlainBatchProgress(SilentBatchProgress):
@@ -169,7 +183,8 @@ class PlainBatchProgress(SilentBatchProgress):
         self.finished = 0
         self.to_run = 0
 
-    def _print(self, line: str) -> None:
+    def _print(self, line: str, *, fit: bool = False) -> None:
+        """`fit`: on a terminal, one line cut to its width (a log file keeps it whole)."""
         self.stream.write(line + "\n")
         self.stream.flush()
 
@@ -177,17 +192,21 @@ class PlainBatchProgress(SilentBatchProgress):
         self.to_run = to_run
         skipped = report.count(SKIPPED)
         failed_before = [f for f in report.files if f.status == FAILED]
-        line = f"batch: {len(report.files)} files, {to_run} to speak ({chars:,} chars) on {target}"
+        files = count(len(report.files), "file")
+        line = f"batch: {files}, {to_run} to speak ({count(chars, 'char')}) on {target}"
         self._print(line + (f"; {skipped} unchanged, skipped" if skipped else ""))
         for file in failed_before:
             self._print(_file_line(file))
+
+    def status(self, message: str) -> None:
+        self._print(f"batch: {message}")
 
     def file_retry(self, file: FileReport, *, delay_s: float, error: str) -> None:
         self._print(f"retry   {file.input}: {error} (attempt {file.attempts + 1} in {delay_s:.1f} s)")
 
     def file_finished(self, file: FileReport) -> None:
         self.finished += 1
-        self._print(f"[{self.finished}/{self.to_run}] {_file_line(file)}")
+        self._print(f"[{self.finished}/{self.to_run}] {_file_line(file)}", fit=file.status == DONE)
 
     def end(self, report: BatchReport) -> None:
         self._print(_summary_line(report))
@@ -209,8 +228,11 @@ class RichBatchProgress(PlainBatchProgress):
         self._failed_chars = 0  # failed files count as processed, so the bar ends full
         self._audio_s = 0.0
 
-    def _print(self, line: str) -> None:
-        self.console.print(line, markup=False, highlight=False)
+    def _print(self, line: str, *, fit: bool = False) -> None:
+        if fit:  # a result line never wraps into two: the end is cut ("…") to the terminal's width
+            self.console.print(line, markup=False, highlight=False, no_wrap=True, overflow="ellipsis")
+        else:
+            self.console.print(line, markup=False, highlight=False, soft_wrap=True)
 
     def begin(self, report: BatchReport, *, to_run: int, chars: int, target: str) -> None:
         from rich.live import Live
@@ -246,7 +268,9 @@ class RichBatchProgress(PlainBatchProgress):
         text = Text()
         text.append(f"{file.input} ", style="bold")
         text.append(f"[{state['state']}] ", style="cyan")
-        text.append(f"{state['chars']:,}/{file.chars:,} chars · audio {state['audio']:.1f} s")
+        text.append(
+            f"{min(state['chars'], file.chars):,}/{count(file.chars, 'char')} · audio {state['audio']:.1f} s"
+        )
         if file.attempts > 1:
             text.append(f" · attempt {file.attempts}", style="yellow")
         return text
@@ -281,6 +305,9 @@ class RichBatchProgress(PlainBatchProgress):
             current["state"] = state
         if chars_sent is not None:
             current["chars"] = chars_sent
+        if state == INPUT_SENT:
+            # The count was of the text sent (Markdown stripped, spaces folded): all of the file now.
+            current["chars"] = file.chars
         if audio_s is not None:
             current["audio"] = audio_s
         self._refresh()

@@ -8,7 +8,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,7 +47,6 @@ from elevtts.batch.progress import (
     FileReport,
     SilentBatchProgress,
 )
-from elevtts.batch.retry import is_retryable, retry_hint_for
 from elevtts.client import Endpoint, StreamOptions
 from elevtts.errors import (
     AuthenticationError,
@@ -57,7 +56,10 @@ from elevtts.errors import (
 )
 from elevtts.formats import parse_output_format
 from elevtts.output import OutputPaths, ensure_directory, write_json
+from elevtts.retry import is_retryable, retry_hint_for
 from elevtts.speak import OutputPlan, SendPolicy, file_source, speak
+
+NOTHING_TO_SPEAK = "nothing to speak"  # the reason an input without a letter or digit is skipped
 
 # Files in flight by target: the embedded server shares one machine (2 cores here) and the live
 # service's free plan allows 2 concurrent requests.
@@ -191,6 +193,7 @@ async def run_batch(
     settings_for_stats: dict[str, Any] | None = None,
     target: str | None = None,
     report: BatchReport | None = None,
+    prepare: Callable[[], Awaitable[None]] | None = None,
 ) -> BatchReport:
     """Speak every input into `plan.output_dir`, resuming from and updating the manifest.
 
@@ -199,6 +202,7 @@ async def run_batch(
     stops), `OutputError` (the output directory or manifest cannot be written), `UsageError`
     (another batch holds the directory). When cancelled (Ctrl-C), files in flight are recorded as
     interrupted and the cancellation propagates; pass `report` to read what was done.
+    `prepare` (e.g. loading the embedded server's voice) is awaited once, only if a file is to be spoken.
     """
     progress = progress or SilentBatchProgress()
     report = report if report is not None else BatchReport()
@@ -244,6 +248,8 @@ async def run_batch(
             root=root,
         )
         try:
+            if to_run and prepare is not None:
+                await prepare()
             await runner.run_all(to_run)
         except (asyncio.CancelledError, KeyboardInterrupt):
             report.interrupted = True
@@ -303,6 +309,9 @@ def _prepare(
         if file.status == NOT_STARTED and job.scan.error is not None:
             file.status, file.error = FAILED, job.scan.error
             _record_failure(manifest, job, name, job.scan.error)
+        elif file.status == NOT_STARTED and not job.scan.speakable:
+            # Empty, or spaces and punctuation only: no audio file at all (never a 0-byte one).
+            file.status, file.reason = SKIPPED, NOTHING_TO_SPEAK
         jobs.append(job)
     manifest.save()
     return jobs

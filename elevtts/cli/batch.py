@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from elevtts.cli.common import run_guarded
+from elevtts.cli.common import api_key_for, configure_logging, run_guarded
 from elevtts.cli.options import (
     ApiKeyOpt,
     AutoModeOpt,
+    DebugOpt,
     DictionaryOpt,
     FlushOpt,
     ForceOpt,
@@ -24,6 +25,7 @@ from elevtts.cli.options import (
     JsonOpt,
     KeepChunksOpt,
     LanguageOpt,
+    LogLevelOpt,
     MarkdownOpt,
     ModelOpt,
     MultiOpt,
@@ -31,6 +33,7 @@ from elevtts.cli.options import (
     OutputDirOpt,
     QuietOpt,
     RegionOpt,
+    RetriesOpt,
     ScheduleOpt,
     SeedOpt,
     SimilarityOpt,
@@ -64,10 +67,6 @@ RETRY_FAILED_HELP = (
     "Try again the files that failed in an earlier run"
     " (otherwise they stay failed until their text or settings change)."
 )
-RETRIES_HELP = (
-    "Further attempts after a dropped connection, an overloaded server or a connection failure"
-    " (jittered exponential backoff, honouring the server's retry hints)."
-)
 
 PathsArg = Annotated[
     list[str],
@@ -90,20 +89,18 @@ GlobOpt = Annotated[
 RetryFailedOpt = Annotated[
     bool, typer.Option("--retry-failed", help=RETRY_FAILED_HELP, rich_help_panel=BATCH)
 ]
-RetriesOpt = Annotated[
-    int, typer.Option("--retries", min=0, max=20, metavar="N", help=RETRIES_HELP, rich_help_panel=BATCH)
-]
 
 
 def batch_command(
+    ctx: typer.Context,
     paths: PathsArg,
     jobs: JobsOpt = None,
     glob: GlobOpt = None,
     retry_failed: RetryFailedOpt = False,
-    retries: RetriesOpt = 3,
     url: UrlOpt = None,
     api_key: ApiKeyOpt = None,
     region: RegionOpt = "global",
+    retries: RetriesOpt = 3,
     multi: MultiOpt = False,
     voice: VoiceOpt = None,
     model: ModelOpt = None,
@@ -131,6 +128,8 @@ def batch_command(
     subtitles: SubtitlesOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+    log_level: LogLevelOpt = None,
 ) -> None:
     """Speak many files into an output directory, several at once; re-running resumes.
 
@@ -149,6 +148,8 @@ def batch_command(
         from elevtts.config import StreamConfig, parse_subtitles
         from elevtts.errors import BatchIncomplete
 
+        configure_logging(debug=debug, log_level=log_level, api_key=api_key)
+        api_key = api_key_for(ctx, api_key)
         config = StreamConfig.from_flags(
             url=url,
             api_key=api_key,
@@ -220,9 +221,14 @@ async def _run(
 ) -> BatchReport:
     from elevtts.batch.runner import run_batch
     from elevtts.speak import send_policy, settings_for_stats, stream_options
-    from elevtts.target import open_endpoint
+    from elevtts.target import load_voices, open_endpoint
 
-    async with open_endpoint(config.target, voices=(config.voice_id,)) as endpoint:
+    # The voice is loaded only once there is something to speak: a re-run with nothing to do is quick.
+    async with open_endpoint(config.target) as endpoint:
+
+        async def prepare() -> None:
+            await load_voices(endpoint, (config.voice_id,), on_status=progress.status)
+
         return await run_batch(
             inputs,
             endpoint=endpoint,
@@ -235,4 +241,5 @@ async def _run(
             settings_for_stats=settings_for_stats(config),
             target=config.target.description,
             report=report,
+            prepare=prepare,
         )

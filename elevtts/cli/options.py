@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from elevtts.config import FlushPolicy, TextNormalization
+from elevtts.config import FlushPolicy, LogLevel, TextNormalization
 from elevtts.formats import DEFAULT_OUTPUT_FORMAT
 from elevtts.target import Region
 
@@ -237,11 +237,36 @@ QuietOpt = Annotated[
     bool, typer.Option("--quiet", "-q", help="No progress or table on stderr.", rich_help_panel=OUTPUT)
 ]
 
+RetriesOpt = Annotated[
+    int,
+    typer.Option(
+        "--retries",
+        min=0,
+        max=20,
+        metavar="N",
+        help="Further attempts after a dropped connection (speak resumes from the confirmed audio; a"
+        " refused reconnection counts), and in batch after a failed connection or an overloaded server;"
+        " jittered exponential backoff, honouring the server's retry hints.",
+        rich_help_panel=CONNECTION,
+    ),
+]
+DebugOpt = Annotated[
+    bool,
+    typer.Option(
+        "--debug", help="Log the connection and every frame on stderr (keys hidden); --log-level debug."
+    ),
+]
+LogLevelOpt = Annotated[
+    LogLevel | None,
+    typer.Option("--log-level", help="Log on stderr at this level (keys hidden).", show_default=False),
+]
+
 # The parameter names `speak` and `batch` both take, with their defaults.
 SHARED_DEFAULTS: dict[str, object] = {
     "url": None,
     "api_key": None,
     "region": "global",
+    "retries": 3,
     "multi": False,
     "voice": None,
     "model": None,
@@ -269,5 +294,7 @@ SHARED_DEFAULTS: dict[str, object] = {
     "subtitles": None,
     "as_json": False,
     "quiet": False,
+    "debug": False,
+    "log_level": None,
 }
 SHARED_OPTION_NAMES: tuple[str, ...] = tuple(SHARED_DEFAULTS)

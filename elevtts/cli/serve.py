@@ -126,9 +126,9 @@ def serve(
             typer.echo(f"elevtts serve: {path}: {exc}", err=True)
             raise typer.Exit(ExitCode.INPUT) from None
         store.add(lexicon)
+        locator = f"{lexicon.dictionary_id}:{lexicon.version_id}"  # what speak's option takes
         typer.echo(
-            f"dictionary {lexicon.name}: pronunciation_dictionary_id={lexicon.dictionary_id} "
-            f"version_id={lexicon.version_id}",
+            f"dictionary {lexicon.name}: --pronunciation-dictionary {locator}",
             err=True,
         )
     config = ServerConfig(

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from elevtts.cli.common import run_guarded
-from elevtts.cli.options import ApiKeyOpt, RegionOpt, UrlOpt
+from elevtts.cli.common import api_key_for, configure_logging, run_guarded
+from elevtts.cli.options import ApiKeyOpt, DebugOpt, LogLevelOpt, RegionOpt, UrlOpt
 
 if TYPE_CHECKING:
     from elevtts.target import Target
@@ -27,6 +27,7 @@ def local_voices() -> list[dict[str, Any]]:
 def remote_voices(target: Target, *, timeout: float = 15.0) -> list[dict[str, Any]]:
     """GET /v1/voices over HTTP(S) from the server a WebSocket URL names; the key in a header."""
     import json
+    import logging
     import urllib.error
     import urllib.request
 
@@ -36,6 +37,8 @@ def remote_voices(target: Target, *, timeout: float = 15.0) -> list[dict[str, An
     request = urllib.request.Request(f"{base}/v1/voices", headers={"Accept": "application/json"})
     if target.api_key:
         request.add_header("xi-api-key", target.api_key)
+    log = logging.getLogger("elevtts.voices")
+    log.debug("> GET %s/v1/voices (xi-api-key: %s)", base, target.api_key)  # the key is hidden in logs
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             data = json.load(response)
@@ -54,20 +57,27 @@ def remote_voices(target: Target, *, timeout: float = 15.0) -> list[dict[str, An
         reason = getattr(exc, "reason", None) or exc
         raise ConnectError(f"cannot list the voices of {target.description}: {reason}") from None
     voices = data.get("voices") if isinstance(data, dict) else None
+    log.debug("< %d voices", len(voices) if isinstance(voices, list) else 0)
     if not isinstance(voices, list):
         raise ConnectError(f"{target.description} sent no voice list")
     return [v for v in voices if isinstance(v, dict)]
 
 
 def voices(
+    ctx: typer.Context,
     url: UrlOpt = None,
     api_key: ApiKeyOpt = None,
     region: RegionOpt = "global",
     as_json: Annotated[bool, typer.Option("--json", help="Print the voices as JSON.")] = False,
+    debug: DebugOpt = False,
+    log_level: LogLevelOpt = None,
 ) -> None:
     """List the voices: the local ones, or a server's (--url, or the live service with a key)."""
     with run_guarded():
         import json
+
+        configure_logging(debug=debug, log_level=log_level, api_key=api_key)
+        api_key = api_key_for(ctx, api_key)
 
         from elevtts.target import resolve_target
 

@@ -1,4 +1,4 @@
-"""Which failures a batch retries, and how long it waits before the next attempt."""
+"""Which failures are worth another attempt, and how long to wait before it (batch and speak share it)."""
 
 from __future__ import annotations
 

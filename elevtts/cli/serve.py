@@ -12,17 +12,30 @@ from elevtts.cli.common import fail
 from elevtts.cli.exit_codes import ExitCode
 from elevtts.config import LogLevel
 
+# Every flag can come from the environment (a container needs no command line); a repeatable
+# flag's variable holds its values separated by spaces.
+ENV = "ELEVTTS_"
+
 
 def serve(
     host: Annotated[
-        str, typer.Option(metavar="ADDRESS", help="Address to listen on (loopback by default).")
+        str,
+        typer.Option(
+            envvar=f"{ENV}HOST", metavar="ADDRESS", help="Address to listen on (loopback by default)."
+        ),
     ] = "127.0.0.1",
     port: Annotated[
-        int, typer.Option(min=0, max=65535, metavar="PORT", help="Port; 0 picks a free one.")
+        int,
+        typer.Option(envvar=f"{ENV}PORT", min=0, max=65535, metavar="PORT", help="Port; 0 picks a free one."),
     ] = 8765,
     voice: Annotated[
         list[str] | None,
-        typer.Option("--voice", metavar="VOICE_ID", help="Serve only this voice (repeatable). Default: all."),
+        typer.Option(
+            "--voice",
+            envvar=f"{ENV}VOICE",
+            metavar="VOICE_ID",
+            help="Serve only this voice (repeatable). Default: all.",
+        ),
     ] = None,
     api_key: Annotated[
         str | None,
@@ -36,17 +49,24 @@ def serve(
     certfile: Annotated[
         Path | None,
         typer.Option(
-            exists=True, dir_okay=False, metavar="PATH", help="TLS certificate (PEM): serve wss://."
+            envvar=f"{ENV}CERTFILE",
+            exists=True,
+            dir_okay=False,
+            metavar="PATH",
+            help="TLS certificate (PEM): serve wss:// and https://.",
         ),
     ] = None,
     keyfile: Annotated[
         Path | None,
-        typer.Option(exists=True, dir_okay=False, metavar="PATH", help="TLS private key (PEM)."),
+        typer.Option(
+            envvar=f"{ENV}KEYFILE", exists=True, dir_okay=False, metavar="PATH", help="TLS private key (PEM)."
+        ),
     ] = None,
     dictionary: Annotated[
         list[Path] | None,
         typer.Option(
             "--dictionary",
+            envvar=f"{ENV}DICTIONARY",
             exists=True,
             dir_okay=False,
             metavar="PATH",
@@ -55,19 +75,69 @@ def serve(
     ] = None,
     slots: Annotated[
         int,
-        typer.Option(min=1, max=16, metavar="N", help="Pieces synthesized at once, shared by all streams."),
+        typer.Option(
+            envvar=f"{ENV}SLOTS",
+            min=1,
+            max=16,
+            metavar="N",
+            help="Pieces synthesized at once, shared by all streams and requests.",
+        ),
     ] = 1,
     fallback_voice: Annotated[
         str | None,
         typer.Option(
+            envvar=f"{ENV}FALLBACK_VOICE",
             metavar="VOICE_ID",
             help="Speak any unknown voice_id with this voice (agents configured with service voice ids). "
             "Default: unknown ids are refused.",
         ),
     ] = None,
-    log_level: Annotated[LogLevel, typer.Option(help="How much the server logs (on stderr).")] = "info",
+    voice_map: Annotated[
+        str | None,
+        typer.Option(
+            envvar=f"{ENV}VOICE_MAP",
+            metavar="NAME=VOICE_ID,...",
+            help="OpenAI voice names to served voices for /v1/audio/speech, e.g. alloy=joe,echo=espeak. "
+            "Default: every OpenAI voice speaks with joe (else the first served voice).",
+            show_default=False,
+        ),
+    ] = None,
+    cors_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--cors-origin",
+            envvar=f"{ENV}CORS_ORIGIN",
+            metavar="ORIGIN",
+            help="Let browser pages from this origin (e.g. http://localhost:3000) call the HTTP API "
+            "(repeatable). Default: none.",
+        ),
+    ] = None,
+    max_queue: Annotated[
+        int,
+        typer.Option(
+            envvar=f"{ENV}MAX_QUEUE",
+            min=0,
+            metavar="N",
+            help="HTTP requests that may wait for a free slot; more get 429 with Retry-After.",
+        ),
+    ] = 16,
+    max_text_chars: Annotated[
+        int | None,
+        typer.Option(
+            envvar=f"{ENV}MAX_TEXT_CHARS",
+            min=1,
+            metavar="N",
+            help="Longest text of one HTTP request. Default: the live API's limit for the model "
+            "(10,000 for eleven_multilingual_v2, 40,000 for flash/turbo v2.5).",
+            show_default=False,
+        ),
+    ] = None,
+    log_level: Annotated[
+        LogLevel, typer.Option(envvar=f"{ENV}LOG_LEVEL", help="How much the server logs (on stderr).")
+    ] = "info",
 ) -> None:
-    """Run a local server that speaks the stream-input and multi-stream-input protocols offline."""
+    """Run a local server: the stream-input and multi-stream-input WebSockets, the ElevenLabs REST
+    text-to-speech API and OpenAI's /v1/audio/speech, offline, on one port."""
     import asyncio
     import logging
     import os
@@ -106,6 +176,11 @@ def serve(
     if (certfile is None) != (keyfile is None):
         typer.echo("elevtts serve: --certfile and --keyfile go together", err=True)
         raise typer.Exit(ExitCode.USAGE)
+    try:
+        voice_pairs = _voice_map(voice_map or "", served)
+    except ValueError as exc:
+        typer.echo(f"elevtts serve: --voice-map: {exc}", err=True)
+        raise typer.Exit(ExitCode.USAGE) from None
     ssl_context = None
     if certfile is not None and keyfile is not None:
         ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -140,12 +215,17 @@ def serve(
         synthesis_slots=slots,
         ssl_context=ssl_context,
         fallback_voice=fallback_voice,
+        max_queue=max_queue,
+        max_text_chars=max_text_chars,
+        cors_origins=tuple(cors_origin or ()),
+        voice_map=voice_pairs,
     )
 
     def ready(url: str) -> None:
         print(url, flush=True)  # stdout: for scripts
         typer.echo(
-            f"elevtts serve: listening on {url} (voices: {', '.join(voice or known)}); Ctrl-C to stop",
+            f"elevtts serve: listening on {url}, HTTP API at {url.replace('ws', 'http', 1)} "
+            f"(voices: {', '.join(voice or known)}); Ctrl-C to stop",
             err=True,
         )
 
@@ -159,6 +239,19 @@ def serve(
     except KeyboardInterrupt:
         pass
     typer.echo("elevtts serve: stopped", err=True)
+
+
+def _voice_map(text: str, served: list[str]) -> tuple[tuple[str, str], ...]:
+    """`alloy=joe,echo=espeak` -> pairs; each voice must be served."""
+    pairs = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, voice_id = (side.strip() for side in item.partition("="))
+        if not sep or not name or not voice_id:
+            raise ValueError(f"{item!r} is not NAME=VOICE_ID")
+        if voice_id not in served:
+            raise ValueError(f"{voice_id} is not a served voice ({', '.join(served)})")
+        pairs.append((name, voice_id))
+    return tuple(pairs)
 
 
 async def _run_until_signal(main: Coroutine[Any, Any, None]) -> None:

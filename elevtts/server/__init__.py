@@ -1,1 +1,2 @@
-"""The local stream-input server: the pure session, its WebSocket transport, engines and encoders."""
+"""The local server: the pure session, its WebSocket transport and HTTP API on one port (aiohttp),
+the synthesis pipeline, engines and encoders."""

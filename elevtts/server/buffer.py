@@ -7,6 +7,7 @@ so a later generation starts with the space that separates it from the previous 
 
 from __future__ import annotations
 
+from elevtts.breaks import Pause, split_breaks, unfinished_tag_start
 from elevtts.chunking import complete_sentences_end
 from elevtts.protocol import DEFAULT_SCHEDULE, SCHEDULE_MIN
 from elevtts.sentences import words
@@ -28,6 +29,26 @@ def _last_word_end(text: str, *, final: bool) -> int:
         return tokens[-1].end()
     # The tail is a token still being typed: cut before it.
     return tokens[-2].end() if len(tokens) > 1 else 0
+
+
+def tag_at(text: str, cut: int) -> Pause | None:
+    """The break tag that a cut at `cut` would split (`<break` before it, its `>` after), or None."""
+    if "<" not in text[:cut]:
+        return None  # the common case: no tag can start before the cut
+    for segment in split_breaks(text):
+        if isinstance(segment, Pause) and segment.start < cut < segment.end:
+            return segment
+    return None
+
+
+def _before_tags(text: str, end: int) -> int:
+    """`end`, moved back so that no break tag is cut: neither a complete one nor one whose end
+    has not arrived yet (`... <break time="1.`), which is held until it is complete."""
+    unfinished = unfinished_tag_start(text)
+    if unfinished is not None and end > unfinished:
+        end = unfinished
+    tag = tag_at(text, end)
+    return tag.start if tag is not None else end
 
 
 class TextBuffer:
@@ -59,7 +80,12 @@ class TextBuffer:
         """Append a message's text; return what is ready to generate under the rules."""
         if not text:
             return []
-        if self._last_char and not self._last_char.isspace() and not text[0].isspace():
+        if (
+            self._last_char
+            and not self._last_char.isspace()
+            and not text[0].isspace()
+            and unfinished_tag_start(self._text) is None  # a tag may arrive in several messages
+        ):
             text = " " + text  # messages that do not end in a space still end a word
         self._last_char = text[-1]
         if not self._generated and not self._text.strip():
@@ -91,6 +117,8 @@ class TextBuffer:
         return dropped
 
     def _take(self, end: int) -> list[str]:
+        if end < len(self._text):  # a flush takes everything: a cut-off tag is then never spoken
+            end = _before_tags(self._text, end)
         if end <= 0 or not self._text[:end].strip():
             return []
         taken, self._text = self._text[:end], self._text[end:]

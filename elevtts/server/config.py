@@ -13,6 +13,8 @@ from elevtts.server.dictionary import DictionaryStore
 from elevtts.server.session import MAX_BUFFERED_CHARS, MAX_TOTAL_BUFFERED_CHARS
 
 MAX_CONNECTIONS = 512  # more are refused at the handshake with HTTP 503
+MAX_QUEUE = 16  # HTTP requests waiting for an engine slot; more are refused with 429
+MAX_BODY_BYTES = 1024 * 1024  # an HTTP request body (text limits are far below it)
 
 
 @dataclass(frozen=True)
@@ -30,3 +32,10 @@ class ServerConfig:
     max_connections: int = MAX_CONNECTIONS
     max_buffered_chars: int = MAX_BUFFERED_CHARS  # text not yet spoken, per connection
     max_total_buffered_chars: int = MAX_TOTAL_BUFFERED_CHARS  # the same, all connections together
+    # HTTP: requests queued beyond the slots before 429, browser origins allowed (CORS),
+    # OpenAI voice names mapped to served voices (over the default map).
+    max_queue: int = MAX_QUEUE
+    max_text_chars: int | None = None  # an HTTP request's text; None: the live API's per-model limit
+    max_body_bytes: int = MAX_BODY_BYTES
+    cors_origins: tuple[str, ...] = ()
+    voice_map: tuple[tuple[str, str], ...] = ()

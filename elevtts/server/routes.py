@@ -1,7 +1,7 @@
 """Which HTTP request reaches what: the two WebSocket endpoints, `/v1/voices`, `/health`, refusals.
 
-Pure: a request path in, a `WebSocketRoute` or a `JsonResponse` out. Any transport (the websockets
-one, an HTTP one) routes through here.
+Pure: a request path in, a `WebSocketRoute` or a `JsonResponse` out. The HTTP layer (`server.http`)
+asks it about every WebSocket upgrade (eleven_v3 refused, the connection limit, unknown endpoints).
 """
 
 from __future__ import annotations

@@ -57,9 +57,10 @@ from elevtts.protocol import (
     parse_client_message,
 )
 from elevtts.server.alignment import TimedAlignment
+from elevtts.server.buffer import tag_at
 from elevtts.server.context import Context, ContextSettings, Generation, is_keepalive
 from elevtts.server.dictionary import DictionaryStore, Lexicon
-from elevtts.server.pacing import Pacer, next_piece
+from elevtts.server.pacing import FIRST_PIECE_CHARS, Pacer, next_piece
 
 # Ids of freed contexts remembered so a late keep-alive or close for them stays a no-op.
 REMEMBERED_FINISHED_IDS = 64
@@ -167,6 +168,20 @@ def local_output_format(name: str) -> OutputFormat:
         )
         raise ProtocolError(ErrorName.INVALID_OUTPUT_FORMAT, message)
     return fmt
+
+
+def cut_piece(
+    text: str, max_chars: int, *, first: bool = False, first_max_chars: int | None = None
+) -> tuple[str, str]:
+    """The next piece of a generation to synthesize and the text after it (the pace's cut);
+    a break tag is never cut in two. `first` (or `first_max_chars`, from the pacer): the
+    listener waits for its first audio (see `next_piece`)."""
+    if first and first_max_chars is None:
+        first_max_chars = FIRST_PIECE_CHARS
+    piece, rest = next_piece(text, max_chars, first_max_chars=first_max_chars)
+    if (tag := tag_at(text, len(piece))) is not None:
+        return text[: tag.end], text[tag.end :]
+    return piece, rest
 
 
 def bearer(value: str | None) -> str | None:
@@ -537,7 +552,7 @@ class Session:
         while live.rest.strip():
             max_chars = self.pacer.piece_chars(self.voice_id)
             first_max = None if live.voiced else self.pacer.first_piece_chars(self.voice_id)
-            piece, live.rest = next_piece(live.rest, max_chars, first_max_chars=first_max)
+            piece, live.rest = cut_piece(live.rest, max_chars, first_max_chars=first_max)
             if piece.strip():
                 return piece
         return None

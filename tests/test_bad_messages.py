@@ -149,7 +149,7 @@ CASES: dict[str, Case] = {
     "unknown_voice": Case((OPENER,), "voice_not_found", voice="Rachel"),
     "unknown_voice_long_non_ascii": Case((OPENER,), "voice_not_found", voice="é" * 200),
     "unknown_output_format": Case((OPENER,), "invalid_output_format", query="output_format=mp3_1_2"),
-    "opus_output_format": Case((OPENER,), "invalid_output_format", query="output_format=opus_48000_64"),
+    "unknown_language_code": Case((OPENER,), "invalid_request", query="language_code=xx"),
     "wav_output_format": Case((OPENER,), "invalid_output_format", query="output_format=wav_44100"),
     "inactivity_timeout_zero": Case((OPENER,), "invalid_request", query="inactivity_timeout=0"),
     "inactivity_timeout_too_long": Case((OPENER,), "invalid_request", query="inactivity_timeout=181"),

@@ -8,6 +8,7 @@ from types import ModuleType
 import miniaudio
 import numpy as np
 import pytest
+from conftest import decode_opus
 
 from elevtts.formats import LOCAL_FORMATS as SUPPORTED_FORMATS
 from elevtts.formats import OutputFormat
@@ -44,6 +45,8 @@ def decode(fmt: OutputFormat, data: bytes) -> tuple[np.ndarray, int]:
         return np.frombuffer(audioop().ulaw2lin(data, 2), np.int16), fmt.sample_rate
     if fmt.codec == "alaw":
         return np.frombuffer(audioop().alaw2lin(data, 2), np.int16), fmt.sample_rate
+    if fmt.codec == "opus":
+        return decode_opus(data)
     return np.frombuffer(data, "<i2"), fmt.sample_rate
 
 
@@ -58,10 +61,11 @@ def encode_in_pieces(encoder: Encoder, pcm: np.ndarray, sizes: list[int]) -> byt
 
 
 def test_supported_formats() -> None:
-    assert len(SUPPORTED_FORMATS) == 16
+    assert len(SUPPORTED_FORMATS) == 21
     assert "mp3_44100_128" in SUPPORTED_FORMATS
     assert "ulaw_8000" in SUPPORTED_FORMATS
     assert "alaw_8000" in SUPPORTED_FORMATS
+    assert {f"opus_48000_{kbps}" for kbps in (32, 64, 96, 128, 192)} <= set(SUPPORTED_FORMATS)
 
 
 def test_parse_output_format() -> None:
@@ -89,12 +93,20 @@ def test_wav_is_refused_on_the_websocket(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["opus_48000_64", "opus_48000_192"])
-def test_opus_is_refused_plainly(name: str) -> None:
+def test_opus_without_its_encoder_names_the_extra(name: str) -> None:
     with pytest.raises(ProtocolError) as info:
-        parse_output_format(name)
+        parse_output_format(name, opus_encoder=False)
     assert info.value.error == "invalid_output_format"
-    assert "opus is not supported" in info.value.message
-    assert "pcm_24000" in info.value.message
+    assert "'opus' extra" in info.value.message
+    assert "pip install" in info.value.message
+
+
+def test_opus_with_its_encoder_is_offered() -> None:
+    assert parse_output_format("opus_48000_96") == OutputFormat("opus_48000_96", "opus", 48000, 96)
+    assert parse_output_format("opus_48000_96").extension == "opus"
+    with pytest.raises(ProtocolError) as info:
+        parse_output_format("mp3_1_2", opus_encoder=False)
+    assert "opus_48000_64" not in info.value.message  # what this server cannot make is not offered
 
 
 @pytest.mark.parametrize("name", SUPPORTED_FORMATS)
@@ -123,7 +135,11 @@ def test_pieces_equal_one_continuous_stream(name: str, tone: np.ndarray) -> None
     fmt = parse_output_format(name)
     whole = encode_in_pieces(Encoder(fmt, RATE), tone, [])
     pieces = encode_in_pieces(Encoder(fmt, RATE), tone, [1, 999, 4410, 3, 7000, 0, 100])
-    assert pieces == whole
+    if fmt.codec == "opus":
+        # Each Ogg stream has its own random serial number: compare what it decodes to.
+        assert np.array_equal(decode(fmt, pieces)[0], decode(fmt, whole)[0])
+    else:
+        assert pieces == whole
 
 
 @pytest.mark.parametrize("name", ["mp3_44100_128", "pcm_16000", "pcm_22050", "ulaw_8000"])

@@ -31,7 +31,7 @@ def test_every_serve_flag_has_an_environment_variable() -> None:
 def test_serve_from_the_environment_alone(tmp_path: Path) -> None:
     env = _env(
         ELEVTTS_PORT="0",
-        ELEVTTS_VOICE="espeak",
+        ELEVTTS_SERVE_VOICE="espeak",
         ELEVTTS_VOICE_MAP="alloy=espeak",
         ELEVTTS_CORS_ORIGIN="http://page.test",
         ELEVTTS_MAX_TEXT_CHARS="40",

@@ -119,6 +119,17 @@ def test_a_changed_model_gets_a_new_copy_and_the_old_one_goes(tmp_path: Path) ->
     assert len(alignments) > 40
 
 
+def test_models_of_the_same_name_in_two_folders_keep_a_copy_each(tmp_path: Path) -> None:
+    model, config = _model()
+    cache = tmp_path / "cache"
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        shutil.copyfile(model, tmp_path / folder / model.name)
+        load_piper_voice(tmp_path / folder / model.name, config, cache=cache)
+    names = sorted(path.name for path in cache.iterdir())
+    assert len(names) == 2 and all(name.startswith("en_US-joe-medium.") for name in names)
+
+
 def test_the_cache_directory_follows_xdg_cache_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert cache_dir() == tmp_path / "elevtts"

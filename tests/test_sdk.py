@@ -127,7 +127,7 @@ def test_sdk_with_model_voice_settings_and_format_omitted(espeak_server: str) ->
     assert_speech(samples, rate, words=11)
 
 
-def test_sdk_wrong_voice_raises_api_error_1008_naming_the_voices(espeak_server: str) -> None:
+def test_sdk_wrong_voice_raises_api_error_1008_naming_the_listing(espeak_server: str) -> None:
     """The server refuses the voice right after the handshake (error frame, then close 1008).
 
     The SDK reports that in one of two shapes, depending on a race on its side: the JSON error
@@ -145,7 +145,7 @@ def test_sdk_wrong_voice_raises_api_error_1008_naming_the_voices(espeak_server: 
     else:
         message = body
     assert isinstance(message, str)
-    assert "nobody" in message and "available voices: espeak" in message
+    assert "nobody" in message and "elevtts voices" in message and "GET /v1/voices" in message
 
 
 def test_sdk_over_tls_trusting_the_certificate_via_ssl_cert_file(

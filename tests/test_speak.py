@@ -368,7 +368,7 @@ def test_unwritable_output_directory(local_server: str) -> None:
 def test_unknown_voice_is_a_server_error(local_server: str) -> None:
     result = speak("--url", local_server, "--voice", "nobody", "Text.")
     assert result.exit_code == ExitCode.SERVER
-    assert "voice_not_found" in result.stderr and "espeak" in result.stderr
+    assert "voice_not_found" in result.stderr and "elevtts voices" in result.stderr
 
 
 # -- a scripted server: exact wire checks and faults ---------------------------------------------------------

@@ -32,7 +32,7 @@ def serve(
         list[str] | None,
         typer.Option(
             "--voice",
-            envvar=f"{ENV}VOICE",
+            envvar=f"{ENV}SERVE_VOICE",  # not ELEVTTS_VOICE: that is the voice `speak` uses
             metavar="VOICE_ID",
             help="Serve only this voice (repeatable). Default: all.",
         ),
@@ -83,6 +83,16 @@ def serve(
             help="Pieces synthesized at once, shared by all streams and requests.",
         ),
     ] = 1,
+    piper_voice: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--piper-voice",
+            metavar="PATH",
+            help="Also serve your own Piper model: NAME.onnx beside its NAME.onnx.json, or a folder of "
+            "them; its voice id is NAME (repeatable). Default: ELEVTTS_PIPER_VOICES (paths joined by ':').",
+            show_default=False,
+        ),
+    ] = None,
     fallback_voice: Annotated[
         str | None,
         typer.Option(
@@ -156,16 +166,21 @@ def serve(
     try:
         from elevtts.server.app import ServerConfig, serve_forever
         from elevtts.server.dictionary import DictionaryStore, load_lexicon
-        from elevtts.server.engines import available_voices
+        from elevtts.server.engines import VoiceModelError, add_piper_voices, available_voices
     except ImportError as exc:
         raise fail(missing_local_extra(exc, what="elevtts serve").message, ExitCode.USAGE) from None
+    try:
+        add_piper_voices(piper_voice or ())
+    except VoiceModelError as exc:
+        typer.echo(f"elevtts serve: {exc.message}", err=True)
+        raise typer.Exit(ExitCode.USAGE) from None
 
     known = [v.voice_id for v in available_voices()]
     served = voice or known
     unknown = [v for v in [*(voice or []), *([fallback_voice] if fallback_voice else [])] if v not in known]
     if unknown:
         typer.echo(
-            f"elevtts serve: unknown voice {', '.join(unknown)}; available: {', '.join(known)}", err=True
+            f"elevtts serve: unknown voice {', '.join(unknown)}; list them with `elevtts voices`", err=True
         )
         raise typer.Exit(ExitCode.USAGE)
     if fallback_voice and fallback_voice not in served:
@@ -225,7 +240,7 @@ def serve(
         print(url, flush=True)  # stdout: for scripts
         typer.echo(
             f"elevtts serve: listening on {url}, HTTP API at {url.replace('ws', 'http', 1)} "
-            f"(voices: {', '.join(voice or known)}); Ctrl-C to stop",
+            f"(voices: {_summary(voice or known)}); Ctrl-C to stop",
             err=True,
         )
 
@@ -236,6 +251,9 @@ def serve(
         reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
         typer.echo(f"elevtts serve: cannot listen on {host}:{port}: {reason}", err=True)
         raise typer.Exit(ExitCode.CONNECT) from None
+    except VoiceModelError as exc:  # a model that could not be loaded at start-up
+        typer.echo(f"elevtts serve: {exc.message}", err=True)
+        raise typer.Exit(ExitCode.USAGE) from None
     except KeyboardInterrupt:
         pass
     typer.echo("elevtts serve: stopped", err=True)
@@ -252,6 +270,15 @@ def _voice_map(text: str, served: list[str]) -> tuple[tuple[str, str], ...]:
             raise ValueError(f"{voice_id} is not a served voice ({', '.join(served)})")
         pairs.append((name, voice_id))
     return tuple(pairs)
+
+
+def _summary(voice_ids: list[str]) -> str:
+    """The served voices in one line: the espeak-ng languages counted, not named."""
+    languages = [v for v in voice_ids if v.startswith("espeak-")]
+    others = [v for v in voice_ids if v not in languages]
+    if len(languages) <= 3:
+        return ", ".join(voice_ids)
+    return ", ".join([*others, f"{len(languages)} espeak-ng languages (espeak-<tag>)"])
 
 
 async def _run_until_signal(main: Coroutine[Any, Any, None]) -> None:

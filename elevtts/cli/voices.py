@@ -1,4 +1,9 @@
-"""`elevtts voices`: the local voices, or those of a server (`--url`, or the live service with a key)."""
+"""`elevtts voices`: the local voices, or those of a server (`--url`, or the live service with a key).
+
+The table goes to stdout: a header, aligned columns (id, language, engine, name), the default voice
+marked with `*`. `--language de` keeps the voices that speak German, the multilingual `espeak`
+(through language_code) included.
+"""
 
 from __future__ import annotations
 
@@ -15,13 +20,56 @@ if TYPE_CHECKING:
 
 
 def local_voices() -> list[dict[str, Any]]:
+    """The voices the embedded server offers, the Piper models of ELEVTTS_PIPER_VOICES included
+    (no model is loaded)."""
     from elevtts.errors import missing_local_extra
 
     try:
-        from elevtts.server.engines import available_voices
+        from elevtts.server.engines import add_piper_voices, available_voices
     except ImportError as exc:
         raise missing_local_extra(exc, what="the local voices") from None
+    add_piper_voices()
     return [v.to_json() for v in available_voices()]
+
+
+def _labels(voice: dict[str, Any]) -> dict[str, Any]:
+    labels = voice.get("labels")
+    return labels if isinstance(labels, dict) else {}
+
+
+def speaks(voice: dict[str, Any], language: str) -> bool:
+    """Whether a listed voice speaks `language` ("de", "pt-BR"): its label or one of its
+    verified_languages (a region-less code matches every region)."""
+    wanted = language.strip().replace("_", "-").lower()
+    labels = _labels(voice)
+    codes = [str(labels.get("language") or "")]
+    for entry in voice.get("verified_languages") or []:
+        if isinstance(entry, dict):
+            codes += [str(entry.get("language") or ""), str(entry.get("locale") or "")]
+    for code in (c.replace("_", "-").lower() for c in codes if c):
+        if code == wanted or code.startswith(wanted + "-"):
+            return True
+    return False
+
+
+def voice_table(found: list[dict[str, Any]], *, default_voice: str) -> list[str]:
+    """Header and one aligned line per voice; `*` marks the default voice."""
+    rows = [(" ", "VOICE_ID", "LANGUAGE", "ENGINE", "NAME")]
+    for voice in found:
+        labels = _labels(voice)
+        languages = len(voice.get("verified_languages") or [])
+        language = str(labels.get("language") or "-")
+        if languages > 1:
+            language += f" +{languages - 1}"  # the others through language_code
+        voice_id = str(voice.get("voice_id", "?"))
+        marker = "*" if voice_id == default_voice else " "  # the column keeps its width
+        engine = str(labels.get("engine") or voice.get("category") or "-")
+        rows.append((marker, voice_id, language, engine, str(voice.get("name", ""))))
+    widths = [max(len(row[k]) for row in rows) for k in range(4)]
+    return [
+        " ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True)) + "  " + row[4]
+        for row in rows
+    ]
 
 
 def remote_voices(target: Target, *, timeout: float = 15.0) -> list[dict[str, Any]]:
@@ -71,8 +119,16 @@ def voices(
     as_json: Annotated[bool, typer.Option("--json", help="Print the voices as JSON.")] = False,
     debug: DebugOpt = False,
     log_level: LogLevelOpt = None,
+    language: Annotated[
+        str | None,
+        typer.Option(
+            "--language", metavar="CODE", help="Only the voices that speak this language (de, pt-BR, ...)."
+        ),
+    ] = None,
 ) -> None:
-    """List the voices: the local ones, or a server's (--url, or the live service with a key)."""
+    """List the voices: the local ones, or a server's (--url, or the live service with a key).
+
+    Local Piper models are listed from ELEVTTS_PIPER_VOICES (model files or folders)."""
     with run_guarded():
         import json
 
@@ -83,11 +139,16 @@ def voices(
 
         target = resolve_target(url=url, api_key=api_key, region=region)
         found = local_voices() if target.kind == "embedded" else remote_voices(target)
+        if language is not None:
+            found = [voice for voice in found if speaks(voice, language)]
         if as_json:
             json.dump({"voices": found}, sys.stdout, indent=2)
             sys.stdout.write("\n")
             return
-        for voice in found:
-            labels = voice.get("labels") or {}
-            detail = ", ".join(str(v) for v in labels.values() if v) if isinstance(labels, dict) else ""
-            typer.echo(f"{voice.get('voice_id', '?'):<24} {voice.get('name', '')}  {detail}".rstrip())
+        if not found:
+            typer.echo(f"no voice speaks {language!r}" if language else "no voices", err=True)
+            return
+        for line in voice_table(found, default_voice=target.default_voice):
+            typer.echo(line.rstrip())
+        if any(voice.get("voice_id") == target.default_voice for voice in found):
+            typer.echo("* the default voice", err=True)

@@ -32,8 +32,9 @@ The rules (protocol.md sections 4-7):
 from __future__ import annotations
 
 import hmac
+import logging
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from itertools import count
 
@@ -62,6 +63,8 @@ from elevtts.server.context import Context, ContextSettings, Generation, is_keep
 from elevtts.server.dictionary import DictionaryStore, Lexicon
 from elevtts.server.pacing import FIRST_PIECE_CHARS, Pacer, next_piece
 
+log = logging.getLogger("elevtts.server")
+
 # Ids of freed contexts remembered so a late keep-alive or close for them stays a no-op.
 REMEMBERED_FINISHED_IDS = 64
 # Memory bounds: text held (buffered, queued, not yet synthesized) per connection and by every
@@ -70,6 +73,8 @@ MAX_BUFFERED_CHARS = 2_000_000
 MAX_TOTAL_BUFFERED_CHARS = 16_000_000
 MAX_UNAUTHENTICATED_MESSAGE_BYTES = 64 * 1024
 INTERNAL_ERROR_MESSAGE = "We are sorry, something went wrong. You are not charged for this request."
+LIST_VOICES_HINT = "list them with `elevtts voices` or GET /v1/voices"
+OPUS_EXTRA_HINT = "this server lacks the Opus encoder: install its 'opus' extra (pip install -e '.[opus]')"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -146,9 +151,11 @@ def internal_error() -> ProtocolError:
     return ProtocolError(ErrorName.INTERNAL_ERROR, INTERNAL_ERROR_MESSAGE, code=CloseCode.INTERNAL_ERROR)
 
 
-def local_output_format(name: str) -> OutputFormat:
-    """The `OutputFormat` this server produces for `name`; `invalid_output_format` otherwise."""
-    supported = ", ".join(LOCAL_FORMATS)
+def local_output_format(name: str, *, opus_encoder: bool = True) -> OutputFormat:
+    """The `OutputFormat` this server produces for `name`; `invalid_output_format` otherwise.
+    `opus_encoder`: whether PyAV (the 'opus' extra) is installed."""
+    offered = [f for f in LOCAL_FORMATS if opus_encoder or not f.startswith("opus")]
+    supported = ", ".join(offered)
     try:
         fmt = parse_output_format(name)
     except FormatError:
@@ -162,7 +169,9 @@ def local_output_format(name: str) -> OutputFormat:
             f"use one of {supported}"
         )
         raise ProtocolError(ErrorName.INVALID_OUTPUT_FORMAT, message)
-    if name not in LOCAL_FORMATS:
+    if fmt.codec == "opus" and not opus_encoder:
+        raise ProtocolError(ErrorName.INVALID_OUTPUT_FORMAT, f"output_format {name!r}: {OPUS_EXTRA_HINT}")
+    if name not in offered:
         message = (
             f"output_format {name!r}: {fmt.codec} is not supported by this server; use one of {supported}"
         )
@@ -242,6 +251,10 @@ class SessionRules:
     max_message_bytes: int = MAX_MESSAGE_BYTES
     max_buffered_chars: int = MAX_BUFFERED_CHARS
     budget: TextBudget = field(default_factory=TextBudget)  # shared by every session of a server
+    # Multilingual voices ("espeak"): how a language_code picks the voice that speaks it (None: a
+    # code it does not speak). Every other voice accepts and ignores language_code.
+    language_voices: Mapping[str, Callable[[str], str | None]] = field(default_factory=dict)
+    opus_encoder: bool = False  # PyAV is installed: opus_48000_* can be offered
 
 
 class Session:
@@ -249,7 +262,8 @@ class Session:
         self.rules = rules
         self.pacer = pacer
         self.requested_voice = voice_id
-        self.voice_id = voice_id
+        self.voice_id = voice_id  # the voice that speaks: the fallback, or the language's voice
+        self.fallback_used = False
         self.multi = multi
         self.params = StreamParams()
         self.output_format = parse_output_format("mp3_44100_128")
@@ -278,7 +292,9 @@ class Session:
         self._last_message = now
         try:
             self.params = StreamParams.from_query(query)
-            self.output_format = local_output_format(self.params.output_format)
+            self.output_format = local_output_format(
+                self.params.output_format, opus_encoder=self.rules.opus_encoder
+            )
             self.voice_id = self._resolve_voice(self.requested_voice)
             if not self.authenticated:
                 key = api_key_header
@@ -655,12 +671,28 @@ class Session:
         self.authenticated = True
 
     def _resolve_voice(self, voice_id: str) -> str:
-        """The served voice for a requested id: itself, or the fallback voice if one is set."""
+        """The voice that speaks for a requested id: itself or the fallback voice, and for a
+        multilingual voice the one its language_code picks."""
         served = self.rules.served_voices
-        if voice_id in served:
+        if voice_id not in served:
+            if self.rules.fallback_voice is None:
+                message = f"unknown voice {voice_id!r}; {LIST_VOICES_HINT}"
+                raise ProtocolError(ErrorName.VOICE_NOT_FOUND, message)
+            voice_id = self.rules.fallback_voice
+            self.fallback_used = True
+        code = self.params.language_code
+        if code is None:
             return voice_id
-        if self.rules.fallback_voice is None:
-            available = ", ".join(served) or "(none)"
-            message = f"unknown voice {voice_id!r}; available voices: {available}"
-            raise ProtocolError(ErrorName.VOICE_NOT_FOUND, message)
-        return self.rules.fallback_voice
+        pick = self.rules.language_voices.get(voice_id)
+        if pick is None:
+            # As the live service does: a single-language voice ignores another language_code.
+            log.debug("language_code %r ignored: voice %r speaks one language", code, voice_id)
+            return voice_id
+        picked = pick(code)
+        if picked is None:
+            message = (
+                f"language_code {code!r} is not a language the {voice_id} voice speaks; list them with "
+                f"`elevtts voices --json` or GET /v1/voices (its verified_languages)"
+            )
+            raise ProtocolError(ErrorName.INVALID_REQUEST, message)
+        return picked

@@ -21,8 +21,8 @@ from aiohttp import WSMsgType, web
 
 from elevtts.protocol import close_reason
 from elevtts.server.config import ServerConfig
-from elevtts.server.encode import Encoder
-from elevtts.server.engines import Engine, SynthesisOptions, available_voices, get_engine
+from elevtts.server.encode import Encoder, opus_available
+from elevtts.server.engines import Engine, SynthesisOptions, available_voices, get_engine, language_voices
 from elevtts.server.pacing import Pacer
 from elevtts.server.routes import WebSocketRoute
 from elevtts.server.session import (
@@ -115,6 +115,8 @@ class StreamServer:
             max_message_bytes=config.max_message_bytes,
             max_buffered_chars=config.max_buffered_chars,
             budget=TextBudget(config.max_total_buffered_chars),
+            language_voices=language_voices(),
+            opus_encoder=opus_available(),
         )
         self.connections = 0
         self.opening = 0  # handshakes under way, counted so the limit holds under a burst
@@ -125,9 +127,13 @@ class StreamServer:
         """Load voices now (default: every served one), so the first request does not pay for it.
 
         Each voice speaks a few texts: the first run warms the engine up, the others give a first
-        measure of its pace.
+        measure of its pace. By default a voice that shares another's engine (the espeak-ng
+        languages) is left to load on first use, which takes a millisecond.
         """
-        for voice_id in self.voice_ids if voice_ids is None else voice_ids:
+        if voice_ids is None:
+            shared = {v.voice_id for v in available_voices() if v.shares_engine_with is not None}
+            voice_ids = [v for v in self.voice_ids if v not in shared]
+        for voice_id in voice_ids:
             engine = await asyncio.to_thread(get_engine, voice_id)
             for index, text in enumerate(WARM_UP_TEXTS):
                 started = time.perf_counter()
@@ -208,7 +214,7 @@ class Connection:
         sender = asyncio.create_task(self._send_all())
         try:
             self.perform(opened)
-            if self.session.voice_id != self.session.requested_voice:
+            if self.session.fallback_used:
                 log.info(
                     "voice %r is not served here: speaking it with %r",
                     self.session.requested_voice,
@@ -380,10 +386,15 @@ class Connection:
         abandoned = asyncio.ensure_future(job.abandoned.wait())
         try:
             await asyncio.wait((future, abandoned), return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            # The connection is gone: a slot acquired just before the cancel goes back too
+            # (else it leaks, and every later piece of every connection waits for it forever).
+            _withdraw(future, release)
+            raise
         finally:
             abandoned.cancel()
-            if not future.done() or job.abandoned.is_set():
-                _withdraw(future, release)
+        if not future.done() or job.abandoned.is_set():
+            _withdraw(future, release)
         return future.done() and not future.cancelled() and not job.abandoned.is_set()
 
     async def _finish_audio(self, key: int) -> None:

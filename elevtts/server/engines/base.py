@@ -9,15 +9,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from elevtts.errors import ElevttsError
+from elevtts.errors import ElevttsError, UsageError
 
 if TYPE_CHECKING:
     import numpy as np
 
 
+# The live API lists a voice's languages per model; every model_id speaks them all here.
+VERIFIED_MODEL_ID = "eleven_flash_v2_5"
+
+
 @dataclass(frozen=True)
 class Voice:
-    """A voice as listed by GET /v1/voices."""
+    """A voice as listed by GET /v1/voices.
+
+    `language` is ISO 639-1 where one exists, else espeak's tag. `locales` are the language codes
+    the voice speaks as (language, locale) pairs: one for most voices, every espeak-ng language for
+    the multilingual `espeak`, whose `language_code` picks one. A voice that `shares_engine_with`
+    another is warmed up by warming that one.
+    """
 
     voice_id: str
     name: str
@@ -25,6 +35,12 @@ class Voice:
     language: str
     sample_rate: int
     description: str
+    locales: tuple[tuple[str, str], ...] = ()
+    shares_engine_with: str | None = None
+
+    @property
+    def multilingual(self) -> bool:
+        return len(self.locales) > 1
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -35,6 +51,17 @@ class Voice:
             "description": self.description,
             "sample_rate": self.sample_rate,
             "preview_url": None,
+            # The live API's shape (VerifiedVoiceLanguageResponseModel).
+            "verified_languages": [
+                {
+                    "language": language,
+                    "model_id": VERIFIED_MODEL_ID,
+                    "accent": None,
+                    "locale": locale,
+                    "preview_url": None,
+                }
+                for language, locale in self.locales or ((self.language, self.language),)
+            ],
         }
 
 
@@ -82,12 +109,17 @@ class Engine(Protocol):
         ...
 
 
+LIST_VOICES_HINT = "list them with `elevtts voices` or GET /v1/voices"
+
+
 class UnknownVoiceError(ElevttsError, LookupError):
-    """No available voice has this id."""
+    """No available voice has this id (the message points at the listing, not at 140+ ids)."""
 
     def __init__(self, voice_id: str, available: Sequence[str]) -> None:
         self.voice_id = voice_id
         self.available = tuple(available)
-        super().__init__(
-            f"unknown voice {voice_id!r}; available voices: {', '.join(self.available) or '(none)'}"
-        )
+        super().__init__(f"unknown voice {voice_id!r}; {LIST_VOICES_HINT}")
+
+
+class VoiceModelError(UsageError):
+    """A local voice model that is missing, invalid, clashes with another voice id or fails to load."""

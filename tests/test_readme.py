@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import decode_mp3, rms
+from conftest import decode_mp3, decode_opus, rms
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BIN = Path(sys.executable).parent
@@ -42,6 +42,7 @@ NOT_RUN: dict[str, str] = {
     ".venv/bin/python -m pytest": "this suite itself",
     "ruff check": "CI runs the linter as its own step",
     "benchmarks/": "benchmarks take minutes on an idle machine; run by hand, their tables are in the README",
+    "~/piper-voices": "needs Piper models you downloaded (test_voices speaks joe copied under another name)",
 }
 REWRITES: tuple[tuple[str, str], ...] = (
     (r'llm "[^"]*" \|', "printf 'Roses are red. Violets are blue. Sugar is sweet.\\n' |"),
@@ -68,13 +69,23 @@ class Example:
 
 
 def readme_examples() -> list[Example]:
-    examples, block = [], False
+    """Each command of each `sh` block; a line ending in a backslash continues on the next."""
+    examples, block, pending = [], False, None
     for number, line in enumerate(README.read_text(encoding="utf-8").splitlines(), start=1):
         if line.startswith("```"):
             block = line.strip() == "```sh" if not block else False
             continue
-        if block and line.strip() and not line.lstrip().startswith("#"):
-            examples.append(Example(number, line.strip()))
+        if not block or not line.strip() or (pending is None and line.lstrip().startswith("#")):
+            continue
+        text = line.strip()
+        if pending is not None:
+            text = f"{pending.command} {text}"
+        start = pending.line if pending is not None else number
+        if text.endswith("\\"):
+            pending = Example(start, text[:-1].rstrip())
+            continue
+        pending = None
+        examples.append(Example(start, text))
     return examples
 
 
@@ -117,6 +128,7 @@ def prepared(example: Example, server_url: str) -> str:
     for pattern, replacement in REWRITES:
         command = re.sub(pattern, replacement, command)
     command = command.replace("ws://127.0.0.1:8765", server_url).replace("ws://host:8765", server_url)
+    command = command.replace("http://127.0.0.1:8765", server_url.replace("ws://", "http://", 1))
     command = command.replace(".venv/bin/", f"{BIN}/")
     if "pip install" in command:  # the first command: only its `elevtts speak`, from this checkout
         command = " && ".join(part for part in command.split(" && ") if "elevtts speak" in part)
@@ -130,7 +142,7 @@ def run(command: str, cwd: Path, *, neural: bool = False) -> subprocess.Complete
 
 
 def audio_files(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.rglob("*") if p.suffix in (".mp3", ".wav") and p.is_file())
+    return sorted(p for p in directory.rglob("*") if p.suffix in (".mp3", ".wav", ".opus") and p.is_file())
 
 
 def check_audio(path: Path) -> None:
@@ -138,7 +150,8 @@ def check_audio(path: Path) -> None:
         with wave.open(str(path), "rb") as audio:
             assert audio.getnframes() > audio.getframerate() // 4, path
         return
-    samples, rate = decode_mp3(path.read_bytes())
+    decode = decode_opus if path.suffix == ".opus" else decode_mp3
+    samples, rate = decode(path.read_bytes())
     assert len(samples) / rate > 0.3 and rms(samples) > 300, path  # speech, not silence
 
 
@@ -154,12 +167,15 @@ def test_readme_example(example: Example, workdir: Path, local_server: str) -> N
         if needle in example.command:
             pytest.skip(f"{example}: not run here: {reason}")
     command = prepared(example, local_server)
-    if command.startswith("elevtts serve"):
+    if re.match(r"(\w+=\S+ )*elevtts serve", command):
         check_serve(command, workdir)
         return
-    if "[--json]" in command:
-        for variant in (command.replace(" [--json]", ""), command.replace("[--json]", "--json")):
-            check_voices(run(variant, workdir), json_output="--json" in variant)
+    if optional := re.findall(
+        r" \[([^\]]+)\]", command
+    ):  # `[--json] [--language de]`: without, then with all
+        bare = re.sub(r" \[[^\]]+\]", "", command)
+        for variant in (bare, bare.replace("elevtts voices", f"elevtts voices {' '.join(optional)}")):
+            check_voices(run(variant, workdir), variant)
         return
     done = run(command, workdir, neural="pip install" in example.command)
     assert done.returncode == 0, f"{example}\n{done.stderr.decode()}"
@@ -169,7 +185,11 @@ def test_readme_example(example: Example, workdir: Path, local_server: str) -> N
     elif "elevtts batch" in command:
         check_batch(command, done, workdir)
     elif "elevtts voices" in command:
-        check_voices(done, json_output="--json" in command)
+        check_voices(done, command)
+    elif "elevtts bench" in command:
+        check_bench(command, done)
+    elif command.startswith("curl"):
+        check_curl(command, done, workdir)
     else:
         raise AssertionError(f"{example}: no check for this example: add one")
 
@@ -222,19 +242,48 @@ def check_batch(command: str, done: subprocess.CompletedProcess[bytes], workdir:
     assert not list(out.rglob("*.part")) and not list(out.glob("*.lock"))
 
 
-def check_voices(done: subprocess.CompletedProcess[bytes], *, json_output: bool) -> None:
+def check_voices(done: subprocess.CompletedProcess[bytes], command: str) -> None:
     assert done.returncode == 0, done.stderr.decode()
-    if json_output:
-        voices = json.loads(done.stdout)["voices"]
-        assert {"espeak"} <= {v["voice_id"] for v in voices}
+    if "--json" in command:
+        listed = {v["voice_id"] for v in json.loads(done.stdout)["voices"]}
     else:
-        assert b"espeak" in done.stdout
+        listed = {
+            line.split()[0].lstrip("*") for line in done.stdout.decode().splitlines()[1:] if line.strip()
+        }
+    assert "espeak" in listed, listed
+    if "--language de" in command:
+        assert "espeak-de" in listed and "joe" not in listed, listed
+
+
+def check_bench(command: str, done: subprocess.CompletedProcess[bytes]) -> None:
+    stderr = done.stderr.decode()
+    assert "ttfb_ms" in stderr and "histogram" in stderr, stderr
+    if "--json" in command:
+        report = json.loads(done.stdout)
+        trials = [t for result in report["results"] for t in result["trials"]]
+        assert trials and all(t["ttfb_ms"] > 0 for t in trials)
+    settings = command.count("--schedule") or 1
+    if "--compare-auto-mode" in command:
+        settings *= 2
+    assert stderr.count("auto_mode") >= settings
+
+
+def check_curl(command: str, done: subprocess.CompletedProcess[bytes], workdir: Path) -> None:
+    if "/health" in command:
+        assert json.loads(done.stdout)["status"] == "ok"
+        return
+    written = workdir / re.search(r"-o (\S+)", command).group(1)  # type: ignore[union-attr]
+    check_audio(written)
+    if "break" in command:  # "Hello <break time=1s/> world.": the pause is in the audio
+        with wave.open(str(written), "rb") as audio:
+            assert audio.getnframes() / audio.getframerate() > 1.0
 
 
 def check_serve(command: str, workdir: Path) -> None:
     """Start it (on a free port), wait until it listens, check a client gets audio, stop it."""
     command = command.split("#", 1)[0].strip()
-    if "--port" not in command:
+    command = re.sub(r"ELEVTTS_PORT=\d+", "ELEVTTS_PORT=0", command)
+    if "--port" not in command and "ELEVTTS_PORT" not in command:
         command = command.replace("elevtts serve", "elevtts serve --port 0", 1)
     if "--voice" not in command and "joe" not in command:  # loading the neural voice takes seconds
         command = command.replace("elevtts serve", "elevtts serve --voice espeak", 1)
@@ -243,7 +292,11 @@ def check_serve(command: str, workdir: Path) -> None:
 
         self_signed_cert(workdir)
     process = subprocess.Popen(
-        ["bash", "-c", f"exec {command}"],
+        [
+            "bash",
+            "-c",
+            re.sub(r"((?:\w+=\S+ )*)elevtts serve", r"exec env \1elevtts serve", command, count=1),
+        ],
         cwd=workdir,
         env=environment(neural=False),
         stdout=subprocess.PIPE,
@@ -253,7 +306,8 @@ def check_serve(command: str, workdir: Path) -> None:
         assert process.stdout is not None
         url = process.stdout.readline().decode().strip()
         assert url.startswith(("ws://", "wss://")), url
-        client = f"elevtts speak --url {url} -v espeak -o served.mp3 'Served by the example.'"
+        voice = "joe" if re.search(r"SERVE_VOICE=joe|--voice joe", command) else "espeak"
+        client = f"elevtts speak --url {url} -v {voice} -o served.mp3 'Served by the example.'"
         if "--api-key" in command:
             client += ' --api-key "$KEY"'
         if url.startswith("wss://"):

@@ -2,7 +2,9 @@
 
 Pure and stdlib only. `SubtitleBuilder` takes each received audio chunk's character alignment
 (times in ms relative to the chunk) with the chunk's absolute start, and joins characters into
-whitespace-delimited words with absolute times in seconds, also across chunk boundaries.
+whitespace-delimited words with absolute times in seconds, also across chunk boundaries. A
+`<break time="..."/>` tag is silence, not words: its characters (which the alignment may carry
+over the silence) are left out.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from elevtts.breaks import Pause, split_breaks, unfinished_tag_start
 from elevtts.protocol import Alignment
 from elevtts.sentences import (
     CLOSERS,
@@ -43,6 +46,7 @@ class SubtitleBuilder:
         self._end = 0.0
         self._last_end = 0.0  # end of the last completed word
         self._glued = False  # the word being built follows the last one with no space
+        self._held: list[tuple[str, int, int, float]] = []  # what may still become a break tag
 
     def add(self, alignment: Alignment | None, offset_s: float) -> None:
         """Add one audio chunk's alignment; `offset_s` is the chunk's start in the stream."""
@@ -51,27 +55,54 @@ class SubtitleBuilder:
         for char, start_ms, duration_ms in zip(
             alignment.chars, alignment.char_start_times_ms, alignment.char_durations_ms, strict=True
         ):
-            if not char or char.isspace():
+            if not (self._held or char == "<"):
+                self._char(char, start_ms, duration_ms, offset_s)
+                continue
+            self._held.append((char, start_ms, duration_ms, offset_s))
+            held = "".join(item[0] for item in self._held)
+            if unfinished_tag_start(held) == 0:
+                continue  # `<`, `<bre`, `<break time="1`: wait for more
+            segments = split_breaks(held)
+            if len(segments) == 1 and isinstance(segments[0], Pause):  # a whole tag: silence
+                self._held = []
                 self._complete()
                 self._glued = False
-                continue
-            if self._chars and ends_at_cut_mark("".join(self._chars)) and char not in _STAYS_IN_TOKEN:
-                self._complete()  # a full-width comma or stop ended the word; no space follows
-                self._glued = True
-            start = offset_s + start_ms / 1000
-            end = start + max(duration_ms, 0) / 1000
-            if not self._chars:
-                self._start = max(start, self._last_end)
-                self._end = self._start
-            self._chars.append(char)
-            self._end = max(self._end, end)
+            else:
+                self._release()
+
+    def _release(self) -> None:
+        """What was held as a possible tag is text after all (a tag cut off is dropped, as
+        `elevtts.breaks` never speaks one)."""
+        held, self._held = self._held, []
+        segments = split_breaks("".join(item[0] for item in held))
+        if len(segments) == 1 and isinstance(segments[0], Pause):
+            return
+        for item in held:
+            self._char(*item)
+
+    def _char(self, char: str, start_ms: int, duration_ms: int, offset_s: float) -> None:
+        if not char or char.isspace():
+            self._complete()
+            self._glued = False
+            return
+        if self._chars and ends_at_cut_mark("".join(self._chars)) and char not in _STAYS_IN_TOKEN:
+            self._complete()  # a full-width comma or stop ended the word; no space follows
+            self._glued = True
+        start = offset_s + start_ms / 1000
+        end = start + max(duration_ms, 0) / 1000
+        if not self._chars:
+            self._start = max(start, self._last_end)
+            self._end = self._start
+        self._chars.append(char)
+        self._end = max(self._end, end)
 
     def resume(self, *, repeat_word: bool) -> None:
         """A new stream carries on: the word in progress ends here, or is dropped when the new
         stream speaks it again from its start."""
         if repeat_word:
-            self._chars = []
+            self._chars, self._held = [], []
         else:
+            self._release()
             self._complete()
 
     def words(self) -> list[Word]:
@@ -80,6 +111,7 @@ class SubtitleBuilder:
 
     def finish(self) -> list[Word]:
         """Complete the last word (end of stream) and return all words."""
+        self._release()
         self._complete()
         return self.words()
 

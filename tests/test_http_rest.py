@@ -39,13 +39,21 @@ def test_a_body_becomes_a_request_with_the_defaults_of_the_live_api() -> None:
         (b'{"text": "  "}', {}, HTTPStatus.BAD_REQUEST),
         (b'{"text": "Hi.", "seed": -1}', {}, HTTPStatus.UNPROCESSABLE_ENTITY),
         (b'{"text": "Hi."}', {"output_format": "flac"}, HTTPStatus.UNPROCESSABLE_ENTITY),
-        (b'{"text": "Hi."}', {"output_format": "opus_48000_32"}, HTTPStatus.BAD_REQUEST),
     ],
 )
 def test_bad_bodies_are_refused_with_a_status(raw: bytes, query: dict[str, str], status: HTTPStatus) -> None:
     with pytest.raises(HttpError) as caught:
         elevenlabs_request("joe", raw, query)
     assert caught.value.status == status and "detail" in caught.value.body
+
+
+def test_opus_is_refused_without_its_encoder_and_names_the_extra() -> None:
+    body, query = b'{"text": "Hi."}', {"output_format": "opus_48000_32"}
+    assert elevenlabs_request("joe", body, query, opus_encoder=True).output_format.codec == "opus"
+    with pytest.raises(HttpError) as caught:
+        elevenlabs_request("joe", body, query, opus_encoder=False)
+    assert caught.value.status == HTTPStatus.BAD_REQUEST
+    assert "elevtts[opus]" in json.dumps(caught.value.body)
 
 
 def test_the_models_limit_and_the_operators_limit() -> None:

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import pytest
 from conftest import decode_mp3, decode_opus, rms
+from test_books_epub import epub3
+from test_books_pdf import build_book as build_pdf
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BIN = Path(sys.executable).parent
@@ -111,6 +113,8 @@ def workdir(tmp_path: Path, local_server: str) -> Path:
         for name, text in files.items():
             (tmp_path / directory / name).write_text(text)
     (tmp_path / "tech.pls").write_text(PLS)
+    (tmp_path / "novel.epub").write_bytes(epub3())  # three chapters: One, Two, Three
+    (tmp_path / "report.pdf").write_bytes(build_pdf())
     return tmp_path
 
 
@@ -186,6 +190,8 @@ def test_readme_example(example: Example, workdir: Path, local_server: str) -> N
         check_batch(command, done, workdir)
     elif "elevtts voices" in command:
         check_voices(done, command)
+    elif "elevtts book" in command:
+        check_book(command, done, workdir)
     elif "elevtts bench" in command:
         check_bench(command, done)
     elif command.startswith("curl"):
@@ -240,6 +246,29 @@ def check_batch(command: str, done: subprocess.CompletedProcess[bytes], workdir:
     if "--json" in command:
         assert json.loads(done.stdout)["ok"] is True
     assert not list(out.rglob("*.part")) and not list(out.glob("*.lock"))
+
+
+def check_book(command: str, done: subprocess.CompletedProcess[bytes], workdir: Path) -> None:
+    from mutagen.id3 import ID3
+
+    if "--list-chapters" in command:
+        assert done.stdout.decode().splitlines()[0].startswith("1  One  "), done.stdout
+        assert not (workdir / "output").exists()
+        return
+    stem = re.search(r"elevtts book (\S+)\.\w+", command).group(1)  # type: ignore[union-attr]
+    out = workdir / (re.search(r"-d (\S+)", command).group(1) if " -d " in command else f"output/{stem}")  # type: ignore[union-attr]
+    chapters = sorted(out.glob("[0-9]*.mp3"))
+    assert chapters and len(ID3(out / f"{stem}.mp3").getall("CHAP")) == len(chapters)
+    for path in [*chapters, out / f"{stem}.mp3"]:
+        check_audio(path)
+    if "--chapters 3" in command:
+        assert [p.name for p in chapters] == ["03-three.mp3"]
+    if "--m4b" in command:
+        assert (out / f"{stem}.m4b").stat().st_size > 0
+    if "--subtitles srt" in command:
+        assert len(list(out.glob("*.srt"))) == len(chapters)
+    if "--json" in command:
+        assert json.loads(done.stdout)["ok"] is True
 
 
 def check_voices(done: subprocess.CompletedProcess[bytes], command: str) -> None:

@@ -56,6 +56,18 @@ def test_newlines_and_repeated_spaces_separate_words() -> None:
     assert [w.text for w in builder.finish()] == ["a", "b"]
 
 
+def test_a_break_tag_is_silence_not_words() -> None:
+    # the local server aligns a <break> tag's own characters over its silence (elevtts.breaks)
+    builder = SubtitleBuilder()
+    builder.add(align("Title.<break time="), 0.0)  # a tag cut across chunks
+    builder.add(align('"1s"/>\n\nThe a<b c> <br>'), 1.8)
+    assert [w.text for w in builder.finish()] == ["Title.", "The", "a<b", "c>", "<br>"]
+    assert builder.words()[:2] == [Word("Title.", 0.0, 0.6), Word("The", 2.6, 2.9)]
+    cut = SubtitleBuilder()
+    cut.add(align('End <break time="2'), 0.0)  # a tag cut off is never spoken, nor shown
+    assert [w.text for w in cut.finish()] == ["End"]
+
+
 def test_times_are_monotonic_when_chunks_overlap() -> None:
     builder = SubtitleBuilder()
     builder.add(align("one "), 0.0)  # ends at 0.3

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from elevtts import __version__
-from elevtts.cli import batch, bench, serve, speak, voices
+from elevtts.cli import batch, bench, book, serve, speak, voices
 from elevtts.cli.common import run_guarded
 from elevtts.cli.exit_codes import EXIT_CODES_HELP
 
@@ -58,6 +58,7 @@ def _root(
 
 app.command(name="speak", epilog=EXIT_CODES_HELP)(speak.speak_command)
 app.command(name="batch", epilog=EXIT_CODES_HELP)(batch.batch_command)
+app.command(name="book", epilog=EXIT_CODES_HELP)(book.book_command)
 app.command(name="serve")(serve.serve)
 app.command(name="voices")(voices.voices)
 app.command(name="bench")(bench.bench_command)

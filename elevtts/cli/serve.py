@@ -87,9 +87,10 @@ def serve(
         list[Path] | None,
         typer.Option(
             "--piper-voice",
+            envvar="ELEVTTS_PIPER_VOICES",  # paths joined by ':' (click.Path splits on os.pathsep)
             metavar="PATH",
             help="Also serve your own Piper model: NAME.onnx beside its NAME.onnx.json, or a folder of "
-            "them; its voice id is NAME (repeatable). Default: ELEVTTS_PIPER_VOICES (paths joined by ':').",
+            "them; its voice id is NAME (repeatable; in ELEVTTS_PIPER_VOICES, paths joined by ':').",
             show_default=False,
         ),
     ] = None,

@@ -36,7 +36,7 @@ from elevtts.redact import protect_websockets_logs
 from elevtts.server.alignment import TimedAlignment
 from elevtts.server.config import ServerConfig
 from elevtts.server.dictionary import Lexicon
-from elevtts.server.encode import Encoder
+from elevtts.server.encode import Encoder, opus_available
 from elevtts.server.engines import Engine, available_voices, get_engine
 from elevtts.server.rest import (
     HttpError,
@@ -211,7 +211,11 @@ class HttpApi:
         self._authorize(request)
         voice_id = request.match_info["voice_id"]
         speech = elevenlabs_request(
-            voice_id, await request.read(), request.query, max_chars=self.config.max_text_chars
+            voice_id,
+            await request.read(),
+            request.query,
+            max_chars=self.config.max_text_chars,
+            opus_encoder=opus_available(),
         )
         served = self._served_voice(voice_id)
         if served is None:

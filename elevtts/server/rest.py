@@ -102,8 +102,9 @@ class SpeechRequest:
     dictionary_locators: tuple[DictionaryLocator, ...] = ()
 
 
-def http_output_format(name: str | None) -> OutputFormat:
-    """`output_format` from the query: every format the WebSocket path produces, plus `wav_*`."""
+def http_output_format(name: str | None, *, opus_encoder: bool = True) -> OutputFormat:
+    """`output_format` from the query: every format the WebSocket path produces, plus `wav_*`.
+    `opus_encoder`: whether PyAV (the 'opus' extra) is installed."""
     name = name or DEFAULT_OUTPUT_FORMAT
     try:
         fmt = parse_output_format(name)
@@ -111,8 +112,10 @@ def http_output_format(name: str | None) -> OutputFormat:
         raise invalid(
             ("query", "output_format"), f"Input should be one of {', '.join(HTTP_FORMATS)}"
         ) from None
-    if name not in HTTP_FORMATS:
+    if name not in HTTP_FORMATS or (fmt.codec == "opus" and not opus_encoder):
         message = f"output_format {name} is not produced by this server; use one of {', '.join(HTTP_FORMATS)}"
+        if fmt.codec == "opus":
+            message += " (Opus needs the 'opus' extra: pip install 'elevtts[opus]')"
         raise detail(HTTPStatus.BAD_REQUEST, "invalid_output_format", message)
     return fmt
 
@@ -129,11 +132,16 @@ def _json_object(raw: bytes) -> dict[str, Any]:
 
 
 def elevenlabs_request(
-    voice_id: str, raw: bytes, query: Mapping[str, str], *, max_chars: int | None = None
+    voice_id: str,
+    raw: bytes,
+    query: Mapping[str, str],
+    *,
+    max_chars: int | None = None,
+    opus_encoder: bool = True,
 ) -> SpeechRequest:
     """A `POST /v1/text-to-speech/{voice_id}...` body and query, validated; `max_chars`: the
     operator's limit, instead of the model's."""
-    fmt = http_output_format(query.get("output_format"))
+    fmt = http_output_format(query.get("output_format"), opus_encoder=opus_encoder)
     body = _json_object(raw)
     text = body.get("text")
     if not isinstance(text, str):

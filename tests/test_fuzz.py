@@ -165,9 +165,9 @@ def test_the_session_never_fails_internally(state: str, sequence: list[tuple[str
             while finishing:
                 perform(session.audio_finished(finishing.pop(0), b"", now=now))
         assert session.open_contexts <= 5
-        assert pacer.speaking >= 0
+        assert pacer.speaking >= 0 and pacer.waiting >= 0
     session.connection_lost()
-    assert pacer.speaking == 0
+    assert (pacer.speaking, pacer.waiting) == (0, 0)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,7 +11,15 @@ import pytest
 
 from elevtts.protocol import Alignment, AudioFrame, ErrorFrame, FinalFrame
 from elevtts.server.alignment import TimedAlignment
-from elevtts.server.pacing import FIRST_PIECE_CHARS, MAX_PIECE_CHARS, MIN_PIECE_CHARS, Pace, Pacer, next_piece
+from elevtts.server.pacing import (
+    FIRST_PIECE_CHARS,
+    MAX_PIECE_CHARS,
+    MIN_FIRST_PIECE_CHARS,
+    MIN_PIECE_CHARS,
+    Pace,
+    Pacer,
+    next_piece,
+)
 from elevtts.server.session import (
     MAX_UNAUTHENTICATED_MESSAGE_BYTES,
     REMEMBERED_FINISHED_IDS,
@@ -477,9 +485,9 @@ def test_the_piece_budget_is_shared_by_the_contexts_speaking() -> None:
 
 def test_the_first_piece_is_short_and_pieces_cover_the_text() -> None:
     text = SENTENCE * 10
-    piece, rest = next_piece(text, 200, first=True)
+    piece, rest = next_piece(text, 200, first_max_chars=FIRST_PIECE_CHARS)
     assert len(piece) <= FIRST_PIECE_CHARS and piece + rest == text
-    second, _ = next_piece(rest, 200, first=False)
+    second, _ = next_piece(rest, 200)
     assert 0 < len(second) <= 200 and text.startswith(piece + second)
 
 
@@ -495,6 +503,117 @@ def test_the_session_cuts_pieces_by_the_pace() -> None:
         pieces.append(wire.speak_one().text)
     assert "".join(pieces) == (SENTENCE * 8).rstrip()
     assert len(pieces) > 3 and all(len(p) <= pacer.pace("espeak").piece_chars(1.5) for p in pieces)
+
+
+LONG_SENTENCE = "When the morning came at last, the travellers packed their bags and walked to the harbour. "
+
+
+def test_only_a_context_without_audio_yet_gets_a_first_piece_cut_at_a_comma() -> None:
+    """Schedule-triggered generations after the first are spoken in whole sentences: a comma cut
+    is an audible prosody break, worth it only while the listener waits for the first audio."""
+    wire = Wire(multi=False)
+    for _ in range(6):  # each message crosses a schedule threshold: one generation per message
+        wire.send(text=LONG_SENTENCE * 2)
+        while wire.pending:
+            wire.speak_one()
+    wire.send(text="")
+    wire.speak_all()
+    pieces = [a.text for a in wire.actions if isinstance(a, Synthesize)]
+    assert "".join(pieces) == (LONG_SENTENCE * 12).rstrip()
+    assert pieces[0] == "When the morning came at last, "
+    assert [p.strip() for p in pieces[1:]] == [
+        "the travellers packed their bags and walked to the harbour."
+    ] + [LONG_SENTENCE.strip()] * 11
+
+
+def test_every_new_context_gets_a_short_first_piece() -> None:
+    wire = Wire()
+    for context_id in ("a", "b"):
+        wire.send(text=LONG_SENTENCE * 2, context_id=context_id, flush=True)
+    firsts = [a for a in wire.actions if isinstance(a, Synthesize)]
+    assert [a.text for a in firsts] == ["When the morning came at last, "] * 2
+
+
+PARAGRAPH = (
+    "Streaming speech starts before the text is complete, so the first words matter most. "
+    "The server reads each sentence as it arrives and sends audio frames back at once. "
+)
+
+
+def _piper_like_pacer() -> Pacer:
+    pacer = Pacer()
+    for chars in (20, 60, 120):
+        pacer.pace("espeak").record(chars, 0.05 + chars * 0.002)  # 50 ms a call, 2 ms a character
+    return pacer
+
+
+def test_first_pieces_shrink_while_other_streams_wait_for_their_first_audio() -> None:
+    """Eight streams start at once on one engine: each first piece is shorter than the one before,
+    so first audio does not grow by a whole first sentence per waiting stream."""
+    pacer = _piper_like_pacer()
+    wires = [Wire(multi=False, pacer=pacer) for _ in range(8)]
+    firsts = []
+    for wire in wires:
+        wire.send(text=PARAGRAPH, flush=True)
+        (first,) = wire.pending.values()
+        firsts.append(first)
+    assert pacer.waiting == 8
+    assert firsts[0].text == "Streaming speech starts before the text is complete, "  # alone: the comma
+    lengths = [len(first.text) for first in firsts]
+    assert lengths == sorted(lengths, reverse=True) and lengths[1] < lengths[0]
+    assert lengths[-1] <= MIN_FIRST_PIECE_CHARS
+    assert firsts[-1].text == "Streaming speech "  # cut between words, never inside one
+    assert all(first.first for first in firsts)
+    for count, wire in enumerate(wires, 1):
+        wire.speak_one()  # its first audio: it no longer waits
+        assert pacer.waiting == 8 - count
+        (second,) = wire.pending.values()
+        assert not second.first
+    for wire in wires:
+        wire.send(text="")
+        wire.speak_all()
+        assert wire.spoken() == PARAGRAPH.rstrip()
+    assert (pacer.waiting, pacer.speaking) == (0, 0)
+
+
+def test_streams_with_text_below_the_schedule_count_as_waiting() -> None:
+    """Streams started together reach their schedule thresholds a few ms apart: the first to
+    reach it already knows the others' listeners wait, and keeps its first piece short."""
+    pacer = _piper_like_pacer()
+    wires = [Wire(multi=False, pacer=pacer) for _ in range(4)]
+    for wire in wires[1:]:
+        wire.send(text="Streaming speech starts ")  # below the schedule: nothing to synthesize yet
+    assert pacer.waiting == 3 and pacer.speaking == 0
+    wires[0].send(text=PARAGRAPH, flush=True)
+    (first,) = wires[0].pending.values()
+    assert len(first.text) <= pacer.first_piece_chars("espeak") < FIRST_PIECE_CHARS
+    wires[0].send(text=" ")  # a keep-alive is not text to speak
+    for wire in wires:
+        wire.send(text="")
+        wire.speak_all()
+    assert (pacer.waiting, pacer.speaking) == (0, 0)
+
+
+def test_a_first_piece_without_a_pace_shares_its_characters() -> None:
+    pacer = Pacer()
+    assert pacer.first_piece_chars("espeak") == FIRST_PIECE_CHARS
+    pacer.waiting = 2
+    assert pacer.first_piece_chars("espeak") == FIRST_PIECE_CHARS // 2
+    pacer.waiting = 8
+    assert pacer.first_piece_chars("espeak") == MIN_FIRST_PIECE_CHARS
+    pacer = Pacer(synthesis_slots=2)
+    pacer.waiting = 2  # one each: nobody waits behind another
+    assert pacer.first_piece_chars("espeak") == FIRST_PIECE_CHARS
+
+
+def test_a_closed_connection_stops_waiting() -> None:
+    pacer = _piper_like_pacer()
+    wire = Wire(multi=True, pacer=pacer)
+    wire.send(text=PARAGRAPH, context_id="a", flush=True)
+    wire.send(text=PARAGRAPH, context_id="b", flush=True)
+    assert pacer.waiting == 2
+    wire.session.connection_lost()
+    assert (pacer.waiting, pacer.speaking) == (0, 0)
 
 
 # ---------------------------------------------------------------------------------------------

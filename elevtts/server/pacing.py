@@ -5,6 +5,11 @@ the next piece may be. A piece is sized to take about `PIECE_BUDGET_S` to synthe
 shared by every context waiting for the engine: a context's frames then stay well under 3 s apart
 (pipecat gives up on a context after 3 s without audio), and a barge-in waits for one short piece
 at most.
+
+A context's first piece (its listener has heard nothing yet) is short: at most
+`FIRST_PIECE_CHARS`, cut at a comma. While other contexts wait for their first audio too, the
+time one such piece takes is shared by all of them, so first audio under load does not grow by
+a whole first sentence per waiting stream; such a piece may end between words.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ from collections import deque
 from elevtts.chunking import synthesis_pieces
 
 PIECE_BUDGET_S = 1.5
-FIRST_PIECE_CHARS = 80  # the first piece of a generation is short, so its audio comes fast
+FIRST_PIECE_CHARS = 80  # a context's first piece is short, so its audio comes fast
+MIN_FIRST_PIECE_CHARS = 20  # about four words: below that the engine's cost per call dominates
 MIN_PIECE_CHARS, MAX_PIECE_CHARS = 40, 300
 
 
@@ -48,13 +54,18 @@ class Pace:
                 return fixed, per_char
         return 0.0, mean_t / mean_n  # too few distinct lengths for a line: all of it per character
 
-    def piece_chars(self, budget_s: float) -> int:
-        """The longest piece that should be synthesized within `budget_s`."""
+    def piece_chars(self, budget_s: float, *, shortest: int = MIN_PIECE_CHARS) -> int:
+        """The longest piece that should be synthesized within `budget_s` (at least `shortest`)."""
         cost = self.cost()
         if cost is None or cost[1] <= 0:
             return MAX_PIECE_CHARS
         fixed, per_char = cost
-        return int(min(MAX_PIECE_CHARS, max(MIN_PIECE_CHARS, (budget_s - fixed) / per_char)))
+        return int(min(MAX_PIECE_CHARS, max(shortest, (budget_s - fixed) / per_char)))
+
+    def seconds(self, chars: int) -> float | None:
+        """How long a piece of `chars` characters takes; None before the first sample."""
+        cost = self.cost()
+        return None if cost is None else cost[0] + cost[1] * chars
 
 
 class Pacer:
@@ -64,6 +75,7 @@ class Pacer:
         self.synthesis_slots = max(1, synthesis_slots)
         self.paces: dict[str, Pace] = {}
         self.speaking = 0  # contexts with a generation to speak, on every connection
+        self.waiting = 0  # of those, contexts whose listener has had no audio yet
 
     def pace(self, voice_id: str) -> Pace:
         return self.paces.setdefault(voice_id, Pace())
@@ -73,11 +85,35 @@ class Pacer:
         sharers = max(1, math.ceil(self.speaking / self.synthesis_slots))
         return self.pace(voice_id).piece_chars(PIECE_BUDGET_S / sharers)
 
+    def first_piece_chars(self, voice_id: str) -> int:
+        """How long a context's first piece may be: `FIRST_PIECE_CHARS` when it waits alone; when
+        others wait for their first audio too, short enough that the time one such piece takes
+        alone is shared by all of them (never under `MIN_FIRST_PIECE_CHARS`)."""
+        waiters = math.ceil(max(1, self.waiting) / self.synthesis_slots)
+        if waiters <= 1:
+            return FIRST_PIECE_CHARS
+        pace = self.pace(voice_id)
+        alone = pace.seconds(FIRST_PIECE_CHARS)
+        if alone is None:  # nothing measured yet: share the characters instead of the time
+            return max(MIN_FIRST_PIECE_CHARS, FIRST_PIECE_CHARS // waiters)
+        chars = pace.piece_chars(alone / waiters, shortest=MIN_FIRST_PIECE_CHARS)
+        return min(FIRST_PIECE_CHARS, chars)
 
-def next_piece(text: str, max_chars: int, *, first: bool) -> tuple[str, str]:
-    """The next piece to synthesize (cut as `synthesis_pieces` cuts) and the text after it."""
+
+def next_piece(text: str, max_chars: int, *, first_max_chars: int | None = None) -> tuple[str, str]:
+    """The next piece to synthesize (cut as `synthesis_pieces` cuts) and the text after it.
+
+    `first_max_chars`: this is a context's first piece. Up to `FIRST_PIECE_CHARS` it is cut at a
+    comma if one fits (a long sentence without one stays whole, as `synthesis_pieces` does); below
+    that, others are waiting: the piece never exceeds it, cut between words if need be.
+    """
     window = text[: 4 * max_chars + FIRST_PIECE_CHARS]  # enough to find the piece, cheap on long text
-    first_max = min(FIRST_PIECE_CHARS, max_chars) if first else max_chars
-    pieces = synthesis_pieces(window, first_max_chars=first_max, max_chars=max_chars)
+    if first_max_chars is None:
+        pieces = synthesis_pieces(window, first_max_chars=max_chars, max_chars=max_chars)
+    elif first_max_chars < FIRST_PIECE_CHARS:
+        pieces = synthesis_pieces(window, first_max_chars=first_max_chars, max_chars=first_max_chars)
+    else:
+        first_max = min(first_max_chars, max_chars)
+        pieces = synthesis_pieces(window, first_max_chars=first_max, max_chars=max_chars)
     piece = pieces[0] if pieces else window
     return piece, text[len(piece) :]

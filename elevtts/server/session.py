@@ -61,7 +61,7 @@ from elevtts.server.alignment import TimedAlignment
 from elevtts.server.buffer import tag_at
 from elevtts.server.context import Context, ContextSettings, Generation, is_keepalive
 from elevtts.server.dictionary import DictionaryStore, Lexicon
-from elevtts.server.pacing import Pacer, next_piece
+from elevtts.server.pacing import FIRST_PIECE_CHARS, Pacer, next_piece
 
 log = logging.getLogger("elevtts.server")
 
@@ -96,6 +96,9 @@ class Synthesize:
     voice_settings: VoiceSettings
     seed: int | None = None
     lexicons: tuple[Lexicon, ...] = ()
+    # The context's listener has had no audio yet: a transport should run this piece before the
+    # pieces of contexts already speaking (their listeners have audio to play meanwhile).
+    first: bool = False
 
 
 @dataclass(frozen=True)
@@ -176,10 +179,15 @@ def local_output_format(name: str, *, opus_encoder: bool = True) -> OutputFormat
     return fmt
 
 
-def cut_piece(text: str, max_chars: int, *, first: bool) -> tuple[str, str]:
+def cut_piece(
+    text: str, max_chars: int, *, first: bool = False, first_max_chars: int | None = None
+) -> tuple[str, str]:
     """The next piece of a generation to synthesize and the text after it (the pace's cut);
-    a break tag is never cut in two."""
-    piece, rest = next_piece(text, max_chars, first=first)
+    a break tag is never cut in two. `first` (or `first_max_chars`, from the pacer): the
+    listener waits for its first audio (see `next_piece`)."""
+    if first and first_max_chars is None:
+        first_max_chars = FIRST_PIECE_CHARS
+    piece, rest = next_piece(text, max_chars, first_max_chars=first_max_chars)
     if (tag := tag_at(text, len(piece))) is not None:
         return text[: tag.end], text[tag.end :]
     return piece, rest
@@ -213,12 +221,14 @@ class _Live:
     after: _Live | None = None  # the earlier context of the same id, which must end first
     generation: Generation | None = None
     rest: str = ""  # the current generation's text not yet handed to the engine
-    first_piece: bool = True
+    voiced: bool = False  # the listener has had audio from this context
     ticket: int | None = None  # the piece being synthesized
     carry: TimedAlignment | None = None  # alignment of audio the encoder still holds
     finishing: bool = False  # waiting for the encoder's tail
     final_after_finish: bool = False
     speaking: bool = False
+    asked: bool = False  # it has been sent text to speak
+    waiting: bool = False  # asked or speaking, and its listener has had no audio yet
     done: bool = False
 
 
@@ -321,6 +331,8 @@ class Session:
         if not audio:
             live.carry = timing
             return []
+        live.voiced = True
+        self._update_waiting(live)
         return [Send(AudioFrame(audio, timing.original, timing.normalized, live.context.id))]
 
     def piece_done(self, ticket: int, *, now: float) -> list[Action]:
@@ -341,6 +353,8 @@ class Session:
         timing, live.carry = live.carry or TimedAlignment(), None
         actions: list[Action] = []
         if audio or timing.original.chars:
+            live.voiced = live.voiced or bool(audio)
+            self._update_waiting(live)
             actions.append(Send(AudioFrame(audio, timing.original, timing.normalized, live.context.id)))
         if live.final_after_finish:
             actions.append(Send(FinalFrame(live.context.id)))
@@ -372,11 +386,11 @@ class Session:
 
     def connection_lost(self) -> None:
         """The transport is gone: give back the engine share and the text budget of every context."""
+        self.closed = True
         for live in self._live:
             self._speaking(live, on=False)
         self.rules.budget.held -= self._held
         self._held = 0
-        self.closed = True
 
     @property
     def max_message_bytes(self) -> int:
@@ -414,6 +428,9 @@ class Session:
             self._input_ended = True
         elif message.text is not None:
             live.context.receive(message.text, try_trigger=message.try_trigger_generation)
+            if message.text.strip():
+                live.asked = True
+                self._update_waiting(live)
         if message.flush:
             live.context.flush()
         return self._advance(live, now)
@@ -446,6 +463,9 @@ class Session:
         live.last_activity = now
         if message.text:
             live.context.receive(message.text, try_trigger=message.try_trigger_generation)
+            if message.text.strip():
+                live.asked = True
+                self._update_waiting(live)
         if message.flush:
             live.context.flush()
         actions = []
@@ -508,7 +528,7 @@ class Session:
                     if live.context.finished:
                         actions += self._finish_audio(live, final=True)
                     return actions
-                live.generation, live.rest, live.first_piece = generation, generation.text, True
+                live.generation, live.rest = generation, generation.text
                 self._speaking(live, on=True)
             if generation.cancelled:
                 # What the encoder still holds is dropped, so after a barge-in nothing of that turn
@@ -525,7 +545,13 @@ class Session:
                 settings = live.context.settings
                 actions.append(
                     Synthesize(
-                        ticket, live.key, piece, settings.voice_settings, self.params.seed, live.lexicons
+                        ticket,
+                        live.key,
+                        piece,
+                        settings.voice_settings,
+                        self.params.seed,
+                        live.lexicons,
+                        first=not live.voiced,
                     )
                 )
                 return actions
@@ -536,11 +562,13 @@ class Session:
 
     def _cut_piece(self, live: _Live) -> str | None:
         """The next piece of the current generation: its length follows the engine's pace and how
-        many contexts share it now. None when the generation has been handed out in full."""
+        many contexts share it now. Only a context that has not yet produced audio gets a short
+        first piece: a cut inside a sentence is an audible break, worth it only while the listener
+        waits. None when the generation has been handed out in full."""
         while live.rest.strip():
             max_chars = self.pacer.piece_chars(self.voice_id)
-            piece, live.rest = cut_piece(live.rest, max_chars, first=live.first_piece)
-            live.first_piece = False
+            first_max = None if live.voiced else self.pacer.first_piece_chars(self.voice_id)
+            piece, live.rest = cut_piece(live.rest, max_chars, first_max_chars=first_max)
             if piece.strip():
                 return piece
         return None
@@ -560,10 +588,20 @@ class Session:
         if live.speaking != on:
             live.speaking = on
             self.pacer.speaking += 1 if on else -1
+        self._update_waiting(live)
+
+    def _update_waiting(self, live: _Live) -> None:
+        """The pacer counts the contexts whose listeners wait for their first audio: sent text
+        (even below the schedule: streams started together reach it a few ms apart), no audio."""
+        waiting = (live.speaking or live.asked) and not live.voiced and not live.done and not self.closed
+        if live.waiting != waiting:
+            live.waiting = waiting
+            self.pacer.waiting += 1 if waiting else -1
 
     def _retire(self, live: _Live, now: float) -> list[Action]:
         """The context has sent isFinal: free it, let a successor of the same id begin."""
         live.done = True
+        self._update_waiting(live)
         self._live.remove(live)
         context_id = live.context.id
         if self._contexts.get(context_id) is live:

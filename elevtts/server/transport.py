@@ -39,6 +39,7 @@ from elevtts.server.session import (
     Synthesize,
     TextBudget,
 )
+from elevtts.server.slots import Slots
 from elevtts.server.synthesis import Piece, synthesize
 
 log = logging.getLogger("elevtts.server")
@@ -46,7 +47,9 @@ log = logging.getLogger("elevtts.server")
 # used before aiohttp carried the socket, so logging set up for it (and log searches) still work.
 wire_log = logging.getLogger("websockets.server")
 
-WARM_UP_TEXTS = ("Warming up.", "One moment.", "The voice is getting ready to speak, it takes only a moment.")
+# Two lengths give the pace a line (a cost per call and per character); the first run warms the
+# engine up and times as the later ones do, so it counts too.
+WARM_UP_TEXTS = ("One moment.", "The voice is getting ready to speak.")
 ELIDE_AT = 75  # a logged frame longer than this shows its two ends only
 
 
@@ -104,7 +107,7 @@ class StreamServer:
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
-        self.slots = asyncio.Semaphore(config.synthesis_slots)
+        self.slots = Slots(config.synthesis_slots)  # first pieces before the later ones
         self.voice_ids = config.voices or tuple(v.voice_id for v in available_voices())
         self.pacer = Pacer(synthesis_slots=config.synthesis_slots)
         self.rules = SessionRules(
@@ -126,8 +129,8 @@ class StreamServer:
     async def preload(self, voice_ids: Iterable[str] | None = None) -> None:
         """Load voices now (default: every served one), so the first request does not pay for it.
 
-        Each voice speaks a few texts: the first run warms the engine up, the others give a first
-        measure of its pace. By default a voice that shares another's engine (the espeak-ng
+        Each voice speaks two short texts: they warm the engine up and give a first measure of its
+        pace. By default a voice that shares another's engine (the espeak-ng
         languages) is left to load on first use, which takes a millisecond.
         """
         if voice_ids is None:
@@ -135,11 +138,10 @@ class StreamServer:
             voice_ids = [v for v in self.voice_ids if v not in shared]
         for voice_id in voice_ids:
             engine = await asyncio.to_thread(get_engine, voice_id)
-            for index, text in enumerate(WARM_UP_TEXTS):
+            for text in WARM_UP_TEXTS:
                 started = time.perf_counter()
                 await asyncio.to_thread(engine.synthesize, text, SynthesisOptions())
-                if index:
-                    self.pacer.pace(voice_id).record(len(text), time.perf_counter() - started)
+                self.pacer.pace(voice_id).record(len(text), time.perf_counter() - started)
 
     @property
     def full(self) -> bool:
@@ -351,7 +353,9 @@ class Connection:
         piece back; its thread still runs to its end and keeps the slot until then, so the engine
         is never oversubscribed."""
         slots = self.server.slots
-        if not await self._until(asyncio.ensure_future(slots.acquire()), job, release=slots.release):
+        if not await self._until(
+            asyncio.ensure_future(slots.acquire(first=action.first)), job, release=slots.release
+        ):
             return
         started = time.perf_counter()
         assert self.engine is not None

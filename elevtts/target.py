@@ -128,5 +128,5 @@ async def load_voices(
     if on_status is not None:
         on_status(f"loading voice {', '.join(to_load)}...")
     started = time.monotonic()
-    await app.preload(to_load)
+    await app.preload(to_load, warm_up=False)
     return dataclasses.replace(endpoint, voice_load_ms=round((time.monotonic() - started) * 1000, 1))

@@ -126,19 +126,21 @@ class StreamServer:
         self.sockets: set[Socket] = set()
         self.ready = False  # voices loaded and warmed up: /health answers 200
 
-    async def preload(self, voice_ids: Iterable[str] | None = None) -> None:
+    async def preload(self, voice_ids: Iterable[str] | None = None, *, warm_up: bool = True) -> None:
         """Load voices now (default: every served one), so the first request does not pay for it.
 
         Each voice speaks two short texts: they warm the engine up and give a first measure of its
-        pace. By default a voice that shares another's engine (the espeak-ng
-        languages) is left to load on first use, which takes a millisecond.
+        pace. Without `warm_up` the voice is only loaded: its first run is no slower than the
+        next, and the first piece is cut short without a pace, so a one-shot client (the
+        embedded server of `speak`) gets its first audio sooner. By default a voice that shares
+        another's engine (the espeak-ng languages) is left to load on first use (a millisecond).
         """
         if voice_ids is None:
             shared = {v.voice_id for v in available_voices() if v.shares_engine_with is not None}
             voice_ids = [v for v in self.voice_ids if v not in shared]
         for voice_id in voice_ids:
             engine = await asyncio.to_thread(get_engine, voice_id)
-            for text in WARM_UP_TEXTS:
+            for text in WARM_UP_TEXTS if warm_up else ():
                 started = time.perf_counter()
                 await asyncio.to_thread(engine.synthesize, text, SynthesisOptions())
                 self.pacer.pace(voice_id).record(len(text), time.perf_counter() - started)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from elevtts.cli.common import fail
 from elevtts.cli.exit_codes import ExitCode
 from elevtts.config import LogLevel
+
+if TYPE_CHECKING:
+    from elevtts.server.http import Shutdown
 
 # Every flag can come from the environment (a container needs no command line); a repeatable
 # flag's variable holds its values separated by spaces.
@@ -142,6 +145,16 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    drain_timeout: Annotated[
+        float,
+        typer.Option(
+            envvar=f"{ENV}DRAIN_TIMEOUT",
+            min=0,
+            metavar="SECONDS",
+            help="On SIGTERM/SIGINT, let open sessions finish for this long (new ones get 503), then "
+            "close the rest with 1012. A second signal stops at once.",
+        ),
+    ] = 30.0,
     log_level: Annotated[
         LogLevel, typer.Option(envvar=f"{ENV}LOG_LEVEL", help="How much the server logs (on stderr).")
     ] = "info",
@@ -234,6 +247,7 @@ def serve(
         max_text_chars=max_text_chars,
         cors_origins=tuple(cors_origin or ()),
         voice_map=voice_pairs,
+        drain_timeout_s=drain_timeout,
     )
 
     def ready(url: str) -> None:
@@ -245,7 +259,7 @@ def serve(
         )
 
     try:
-        asyncio.run(_run_until_signal(serve_forever(config, ready=ready)))
+        asyncio.run(_serve_until_signals(lambda stop: serve_forever(config, ready=ready, shutdown=stop)))
     except OSError as exc:
         # asyncio's bind error repeats the address in strerror: the plain errno text reads better
         reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
@@ -281,17 +295,15 @@ def _summary(voice_ids: list[str]) -> str:
     return ", ".join([*others, f"{len(languages)} espeak-ng languages (espeak-<tag>)"])
 
 
-async def _run_until_signal(main: Coroutine[Any, Any, None]) -> None:
-    """Run `main` and cancel it cleanly on SIGTERM or SIGINT."""
+async def _serve_until_signals(main: Callable[[Shutdown], Coroutine[Any, Any, None]]) -> None:
+    """Run `main(shutdown)`: SIGTERM or SIGINT starts its drain, a second one ends the drain."""
     import asyncio
     import signal
 
-    task = asyncio.ensure_future(main)
+    from elevtts.server.app import Shutdown
+
+    shutdown = Shutdown()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, task.cancel)
-    try:
-        await task
-    except asyncio.CancelledError:
-        if not task.cancelled():
-            raise
+        loop.add_signal_handler(sig, shutdown.signal)
+    await main(shutdown)

@@ -8,7 +8,11 @@
     POST /v1/text-to-speech/{voice_id}/stream/with-timestamps   one such JSON object a line
     POST /v1/audio/speech                                  OpenAI-compatible, streamed
     GET  /v1/voices, /v2/voices, /v1/voices/{id}, /v1/models
-    GET|HEAD /health (503 until the voices are loaded and warmed up), GET /
+    GET|HEAD /health (503 until the voices are loaded and warmed up, and while draining), GET /
+
+Stopping drains: `Server.drain` keeps the port open, refuses every new session with 503 and
+`Retry-After` (so a balancer sends it elsewhere), lets the open ones finish, and closes what is
+left at the deadline with 1012 (service restart), which the client resumes elsewhere.
 
 Bytes and time only: requests are validated in `rest` (pure), text is cut into pieces by the same
 rule as the WebSocket session (`session.cut_piece`) and spoken by the same pipeline
@@ -66,6 +70,9 @@ CONTENT_TYPES = {
     "alaw": "audio/x-alaw-basic",
 }
 GOING_AWAY = 1001  # the close code of a server shutting down
+SERVICE_RESTART = 1012  # the close code of the sessions a drain's deadline ends
+DRAIN_POLL_S = 0.05  # how often a drain looks whether the last session has ended
+ALWAYS_ANSWERED = frozenset({"/health", "/metrics"})  # what a draining server still answers
 RETRY_AFTER_S = 1  # what a refused request is told to wait (one piece takes well under a second)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -85,7 +92,8 @@ class HttpApi:
 
     def app(self) -> web.Application:
         app = web.Application(
-            middlewares=[self.errors, self.cors], client_max_size=self.config.max_body_bytes
+            middlewares=[self.errors, self.cors, self.refuse_while_draining],
+            client_max_size=self.config.max_body_bytes,
         )
         get, add = app.router.add_get, app.router.add_route  # add_get answers HEAD too
         get("/", self.root)
@@ -149,6 +157,23 @@ class HttpApi:
             return web.Response(status=204, headers=headers)
         return await handler(request)
 
+    @web.middleware
+    async def refuse_while_draining(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """A draining server takes no new session or request: 503 with `Retry-After`, which a
+        balancer reads as "try another server" and the client as "retry shortly"."""
+        if self.state.draining and request.path not in ALWAYS_ANSWERED:
+            message = "The server is shutting down; try again shortly."
+            raise detail(
+                HTTPStatus.SERVICE_UNAVAILABLE, "server_draining", message,
+                **{"Retry-After": str(RETRY_AFTER_S)},
+            )  # fmt: skip
+        return await handler(request)
+
+    @property
+    def open_sessions(self) -> int:
+        """WebSocket sessions and HTTP requests under way: what a drain waits for."""
+        return self.state.connections + self.state.opening + self.in_flight
+
     async def _on_prepare(self, request: web.Request, response: web.StreamResponse) -> None:
         response.headers["Server"] = "elevtts"
         origin = request.headers.get("Origin")
@@ -162,6 +187,8 @@ class HttpApi:
         return _json({"status": "ok"})
 
     async def health(self, request: web.Request) -> web.Response:
+        if self.state.draining:
+            return _json({"status": "draining"}, status=HTTPStatus.SERVICE_UNAVAILABLE)
         if not self.state.ready:
             return _json({"status": "loading"}, status=HTTPStatus.SERVICE_UNAVAILABLE)
         return _json({"status": "ok"})
@@ -435,13 +462,45 @@ def _json(body: Any, *, status: int = 200, headers: Mapping[str, str] | None = N
 # Running the server
 
 
-class Server:
-    """A listening server: `close()` (stop listening, close every WebSocket with 1001),
-    `wait_closed()`, `serve_forever()`; `server_url()` gives its address."""
+class Shutdown:
+    """What the stop signals asked: the first one drains, the next ends the drain at once."""
 
-    def __init__(self, runner: web.AppRunner, site: web.TCPSite) -> None:
-        self.runner, self.site = runner, site
+    def __init__(self) -> None:
+        self.requested = asyncio.Event()
+        self.hurried = asyncio.Event()
+
+    def signal(self) -> None:
+        (self.hurried if self.requested.is_set() else self.requested).set()
+
+
+class Server:
+    """A listening server: `drain()` (let open sessions finish), `close()` (stop listening, close
+    every WebSocket with 1001), `wait_closed()`, `serve_forever()`; `server_url()` gives its address."""
+
+    def __init__(self, runner: web.AppRunner, site: web.TCPSite, api: HttpApi) -> None:
+        self.runner, self.site, self.api = runner, site, api
         self._closing: asyncio.Task[None] | None = None
+
+    async def drain(self, timeout_s: float, *, hurry: asyncio.Event | None = None) -> int:
+        """Refuse new sessions and wait until the open ones end, `timeout_s` at most (or until
+        `hurry` is set); then close what is left with 1012. Returns how many were left."""
+        state = self.api.state
+        state.draining = True
+        log.info("draining: %d open sessions, %g s at most", self.api.open_sessions, timeout_s)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        hurry = hurry or asyncio.Event()
+        hurried = asyncio.ensure_future(hurry.wait())
+        try:
+            while self.api.open_sessions and not hurry.is_set() and (left := deadline - loop.time()) > 0:
+                await asyncio.wait((hurried,), timeout=min(DRAIN_POLL_S, left))
+        finally:
+            hurried.cancel()
+        left_open = self.api.open_sessions
+        if left_open:
+            log.warning("drain deadline: closing %d open sessions with %d", left_open, SERVICE_RESTART)
+            await state.close_sockets(SERVICE_RESTART)
+        return left_open
 
     def close(self) -> None:
         if self._closing is None:
@@ -482,7 +541,7 @@ async def start_server(config: ServerConfig, *, preload: bool = True) -> tuple[S
         await runner.cleanup()
         raise
     state.ready = True
-    return Server(runner, site), state
+    return Server(runner, site, api), state
 
 
 def server_url(server: Server, *, tls: bool = False) -> str:
@@ -493,13 +552,19 @@ def server_url(server: Server, *, tls: bool = False) -> str:
 
 
 async def serve_forever(
-    config: ServerConfig, *, ready: Callable[[str], Awaitable[None] | None] | None = None
+    config: ServerConfig,
+    *,
+    ready: Callable[[str], Awaitable[None] | None] | None = None,
+    shutdown: Shutdown | None = None,
 ) -> None:
-    """Run until cancelled (Ctrl-C / SIGTERM are turned into a cancel by the caller)."""
+    """Run until `shutdown` is signalled, then drain (`config.drain_timeout_s`) and stop; or until
+    cancelled, which stops at once."""
     server, _ = await start_server(config)
+    shutdown = shutdown or Shutdown()
     async with server:
         if ready is not None:
             result = ready(server_url(server, tls=config.ssl_context is not None))
             if asyncio.iscoroutine(result):
                 await result
-        await server.serve_forever()
+        await shutdown.requested.wait()
+        await server.drain(config.drain_timeout_s, hurry=shutdown.hurried)

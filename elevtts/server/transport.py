@@ -122,6 +122,7 @@ class StreamServer:
         self.opening = 0  # handshakes under way, counted so the limit holds under a burst
         self.sockets: set[Socket] = set()
         self.ready = False  # voices loaded and warmed up: /health answers 200
+        self.draining = False  # stopping: new sessions are refused, open ones finish
 
     async def preload(self, voice_ids: Iterable[str] | None = None) -> None:
         """Load voices now (default: every served one), so the first request does not pay for it.
@@ -179,7 +180,7 @@ class StreamServer:
         return ws
 
     async def close_sockets(self, code: int) -> None:
-        """Close every open WebSocket (server shutdown: 1001, going away)."""
+        """Close every open WebSocket (1001 going away; 1012 service restart at a drain's deadline)."""
         await asyncio.gather(*(socket.close(code) for socket in list(self.sockets)), return_exceptions=True)
 
 

@@ -107,7 +107,7 @@ def test_a_signalled_server_lets_open_streams_finish_and_refuses_new_ones(tmp_pa
         run(scenario())
         assert server.process.wait(timeout=EXIT_S) == 0
         stderr = server.stderr_path.read_text()
-        assert "draining: 3 open sessions" in stderr
+        assert "draining open_sessions=3" in stderr
         assert "stopped" in stderr and "Traceback" not in stderr
 
 
@@ -127,7 +127,7 @@ def test_at_the_drain_deadline_what_is_left_closes_with_1012(tmp_path: Path) -> 
 
         run(scenario())
         assert server.process.wait(timeout=EXIT_S) == 0
-        assert "closing 1 open sessions with 1012" in server.stderr_path.read_text()
+        assert "drain_deadline closing_sessions=1 close_code=1012" in server.stderr_path.read_text()
 
 
 def test_a_second_signal_ends_the_drain_at_once(tmp_path: Path) -> None:
@@ -150,7 +150,7 @@ def test_a_second_signal_ends_the_drain_at_once(tmp_path: Path) -> None:
 def test_a_server_without_open_sessions_stops_at_once(tmp_path: Path) -> None:
     with serving(tmp_path, "--voice", "espeak", "--drain-timeout", "600") as server:
         assert server.stop(signal.SIGTERM) == 0
-        assert "draining: 0 open sessions" in server.stderr_path.read_text()
+        assert "draining open_sessions=0" in server.stderr_path.read_text()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -198,7 +198,8 @@ def test_speak_resumes_a_stream_closed_by_a_drain_deadline_on_the_restarted_serv
     try:
         speak = subprocess.Popen(
             [sys.executable, "-m", "elevtts", "speak", "--url", f"ws://127.0.0.1:{port}", "-v", "espeak",
-             "--output-format", "pcm_16000", "--subtitles", "json", "--name", "long", "--json", LONG_TEXT],
+             "--output-format", "pcm_16000", "--subtitles", "json", "--name", "long", "--json",
+             "--retries", "6", LONG_TEXT],  # a restart on a loaded machine can take seconds
             cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
         _wait_for_size(tmp_path / "output/long.pcm.part", 64_000, speak)  # 2 s in, much more to come
@@ -228,7 +229,8 @@ def test_batch_does_not_restart_a_file_whose_stream_a_rollout_closed(tmp_path: P
     try:
         batch = subprocess.Popen(
             [sys.executable, "-m", "elevtts", "batch", str(src), "--url", f"ws://127.0.0.1:{port}",
-             "-v", "espeak", "--output-format", "pcm_16000", "--subtitles", "json", "-d", str(out), "--json"],
+             "-v", "espeak", "--output-format", "pcm_16000", "--subtitles", "json", "-d", str(out), "--json",
+             "--retries", "6"],
             cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
         _wait_for_size(out / "long.pcm.part", 64_000, batch)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
 from elevtts.cli.common import fail
 from elevtts.cli.exit_codes import ExitCode
 from elevtts.config import LogLevel
+
+LogFormat = Literal["text", "json"]
 
 if TYPE_CHECKING:
     from elevtts.server.http import Shutdown
@@ -155,6 +157,13 @@ def serve(
             "close the rest with 1012. A second signal stops at once.",
         ),
     ] = 30.0,
+    log_format: Annotated[
+        LogFormat,
+        typer.Option(
+            envvar=f"{ENV}LOG_FORMAT",
+            help="Log lines on stderr as text, or as JSON objects (one a line) for a log pipeline.",
+        ),
+    ] = "text",
     log_level: Annotated[
         LogLevel, typer.Option(envvar=f"{ENV}LOG_LEVEL", help="How much the server logs (on stderr).")
     ] = "info",
@@ -167,14 +176,16 @@ def serve(
     import ssl
 
     from elevtts.errors import missing_local_extra
+    from elevtts.logs import configure as configure_logs
+    from elevtts.logs import log_event
     from elevtts.redact import RedactSecrets
 
     if api_key is not None and not api_key.strip():
         # An empty key would look like protection while it lets every client in.
         raise fail("--api-key must not be empty (leave it out to serve without a key)", ExitCode.USAGE)
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RedactSecrets(api_key))  # every log line, ours and the libraries'
+    handler = configure_logs(log_level, log_format)
+    handler.addFilter(RedactSecrets(api_key))  # every log line, ours and the libraries'
+    log = logging.getLogger("elevtts.server")
 
     try:
         from elevtts.server.app import ServerConfig, serve_forever
@@ -252,6 +263,9 @@ def serve(
 
     def ready(url: str) -> None:
         print(url, flush=True)  # stdout: for scripts
+        if log_format == "json":
+            log_event(log, "listening", url=url, voices=list(voice or known), drain_timeout_s=drain_timeout)
+            return
         typer.echo(
             f"elevtts serve: listening on {url}, HTTP API at {url.replace('ws', 'http', 1)} "
             f"(voices: {_summary(voice or known)}); Ctrl-C to stop",
@@ -270,7 +284,10 @@ def serve(
         raise typer.Exit(ExitCode.USAGE) from None
     except KeyboardInterrupt:
         pass
-    typer.echo("elevtts serve: stopped", err=True)
+    if log_format == "json":
+        log_event(log, "stopped")
+    else:
+        typer.echo("elevtts serve: stopped", err=True)
 
 
 def _voice_map(text: str, served: list[str]) -> tuple[tuple[str, str], ...]:

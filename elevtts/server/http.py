@@ -9,6 +9,7 @@
     POST /v1/audio/speech                                  OpenAI-compatible, streamed
     GET  /v1/voices, /v2/voices, /v1/voices/{id}, /v1/models
     GET|HEAD /health (503 until the voices are loaded and warmed up, and while draining), GET /
+    GET  /metrics                                          Prometheus text format (`server.metrics`)
 
 Stopping drains: `Server.drain` keeps the port open, refuses every new session with 503 and
 `Retry-After` (so a balancer sends it elsewhere), lets the open ones finish, and closes what is
@@ -27,7 +28,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 from typing import Any
@@ -35,6 +36,7 @@ from typing import Any
 from aiohttp import web
 
 from elevtts.formats import OutputFormat, parse_output_format
+from elevtts.logs import log_event
 from elevtts.protocol import DictionaryLocator
 from elevtts.redact import protect_websockets_logs
 from elevtts.server.alignment import TimedAlignment
@@ -42,6 +44,7 @@ from elevtts.server.config import ServerConfig
 from elevtts.server.dictionary import Lexicon
 from elevtts.server.encode import Encoder
 from elevtts.server.engines import Engine, available_voices, get_engine
+from elevtts.server.metrics import CONTENT_TYPE_LATEST, SessionRecord
 from elevtts.server.rest import (
     HttpError,
     SpeechRequest,
@@ -98,6 +101,7 @@ class HttpApi:
         get, add = app.router.add_get, app.router.add_route  # add_get answers HEAD too
         get("/", self.root)
         get("/health", self.health)
+        get("/metrics", self.metrics)
         get("/v1/voices", self.voices)
         get("/v2/voices", self.voices_v2)
         get("/v1/voices/{voice_id}", self.voice)
@@ -193,6 +197,11 @@ class HttpApi:
             return _json({"status": "loading"}, status=HTTPStatus.SERVICE_UNAVAILABLE)
         return _json({"status": "ok"})
 
+    async def metrics(self, request: web.Request) -> web.Response:
+        """Prometheus text format; open like /health (no key, text or peer is ever in it)."""
+        self.state.metrics.draining.set(1 if self.state.draining else 0)
+        return web.Response(body=self.state.metrics.scrape(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
     # -- voices and models -------------------------------------------------------------------
 
     def _voices(self) -> list[dict[str, Any]]:
@@ -257,8 +266,8 @@ class HttpApi:
 
     async def convert(self, request: web.Request) -> web.StreamResponse:
         speech = await self._elevenlabs(request)
-        with self._admitted():
-            audio = b"".join([chunk async for chunk, _ in self._speak(speech)])
+        with self._admitted(_record(request, speech)) as record:
+            audio = b"".join([chunk async for chunk, _ in self._speak(speech, record)])
         return web.Response(
             body=_whole(speech.output_format, audio), headers=_audio_headers(speech.output_format)
         )
@@ -271,8 +280,8 @@ class HttpApi:
         speech = await self._elevenlabs(request)
         chunks: list[bytes] = []
         whole = TimedAlignment()
-        with self._admitted():
-            async for chunk, timing in self._speak(speech):
+        with self._admitted(_record(request, speech)) as record:
+            async for chunk, timing in self._speak(speech, record):
                 chunks.append(chunk)
                 whole = whole.then(timing)
         return _json(_timestamped(_whole(speech.output_format, b"".join(chunks)), whole, 0))
@@ -317,9 +326,9 @@ class HttpApi:
         response = web.StreamResponse(headers={"Content-Type": content_type})
         response.enable_chunked_encoding()
         offset_ms = 0
-        with self._admitted():
+        with self._admitted(_record(request, speech)) as record:
             try:
-                async with contextlib.aclosing(self._speak(speech, header=True)) as pieces:
+                async with contextlib.aclosing(self._speak(speech, record, header=True)) as pieces:
                     async for chunk, timing in pieces:  # closed at once when the client leaves
                         if not response.prepared:
                             await response.prepare(request)
@@ -335,18 +344,20 @@ class HttpApi:
                 # Too late for a status: the connection is cut before the last chunk, so the
                 # client sees an incomplete body rather than a complete-looking short one.
                 log.error("internal error while streaming %s", request.path, exc_info=True)
+                record.error = "internal_error"
                 if request.transport is not None:
                     request.transport.abort()
         return response
 
     async def _speak(
-        self, speech: SpeechRequest, *, header: bool = False
+        self, speech: SpeechRequest, record: SessionRecord, *, header: bool = False
     ) -> AsyncGenerator[tuple[bytes, TimedAlignment], None]:
         """Encoded audio and its alignment, piece by piece, as the WebSocket path speaks it: the
         same cuts, the same pipeline, the same slots. `header`: a WAV stream starts with a header
         of unknown length. Frames the encoder held back join the next that carries audio."""
         fmt = speech.output_format
         engine: Engine = await asyncio.to_thread(get_engine, speech.voice_id)
+        record.voice = engine.voice.voice_id
         encoder = Encoder(_encoded_as(fmt), engine.voice.sample_rate)
         if header and fmt.codec == "wav":
             yield wav_header(fmt.sample_rate, None), TimedAlignment()
@@ -358,11 +369,15 @@ class HttpApi:
             first = False
             started = time.perf_counter()
             piece = Piece(text, speech.voice_settings, speech.seed, lexicons)
+            record.piece_started(len(text))
             frames = await self._in_slot(synthesize, engine, piece)
-            pace.record(len(text), time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            pace.record(len(text), elapsed)
+            self.state.piece_synthesized(record.voice, frames, elapsed)
             for pcm, timing in frames:
                 audio = encoder.encode(pcm)
                 carry = carry.then(timing)
+                record.audio_sent(timing.duration_ms / 1000, encoded_bytes=len(audio))
                 if audio:
                     yield audio, carry
                     carry = TimedAlignment()
@@ -382,8 +397,9 @@ class HttpApi:
         return await asyncio.wrap_future(job)
 
     @contextlib.contextmanager
-    def _admitted(self) -> Any:
-        """A request beyond the engine's slots waits in a bounded queue; beyond it, 429."""
+    def _admitted(self, record: SessionRecord) -> Iterator[SessionRecord]:
+        """A request beyond the engine's slots waits in a bounded queue; beyond it, 429. An
+        admitted request is a session: counted while it runs, logged and counted when it ends."""
         if self.in_flight >= self.config.synthesis_slots + self.config.max_queue:
             message = "The server is busy with other requests; try again shortly."
             raise detail(
@@ -391,10 +407,20 @@ class HttpApi:
                 **{"Retry-After": str(RETRY_AFTER_S)},
             )  # fmt: skip
         self.in_flight += 1
+        self.state.session_started(record)
+        record.code = int(HTTPStatus.OK)
         try:
-            yield
+            yield record
+        except HttpError as error:
+            record.code = int(error.status)
+            record.error = _error_name(error)
+            raise
+        except BaseException:
+            record.code, record.error = int(HTTPStatus.INTERNAL_SERVER_ERROR), "internal_error"
+            raise
         finally:
             self.in_flight -= 1
+            self.state.session_ended(record)
 
     # -- checks ------------------------------------------------------------------------------
 
@@ -415,6 +441,33 @@ class HttpApi:
         if voice_id in self.state.voice_ids:
             return voice_id
         return self.config.fallback_voice
+
+
+HTTP_ENDPOINTS = (  # path ending -> the endpoint label of the metrics and logs
+    ("/stream/with-timestamps", "stream-with-timestamps"),
+    ("/with-timestamps", "with-timestamps"),
+    ("/stream", "stream"),
+    ("/audio/speech", "openai-speech"),
+)
+
+
+def _record(request: web.Request, speech: SpeechRequest) -> SessionRecord:
+    endpoint = next((name for end, name in HTTP_ENDPOINTS if request.path.endswith(end)), "convert")
+    return SessionRecord(
+        endpoint=endpoint, voice="", output_format=speech.output_format.name, model=speech.model_id
+    )
+
+
+def _error_name(error: HttpError) -> str:
+    """The error's public name (`detail.status`, or OpenAI's `error.code`), for the metrics."""
+    body: Any = error.body
+    if isinstance(body, dict):
+        inner = body.get("detail") or body.get("error")
+        if isinstance(inner, dict):
+            name = inner.get("status") or inner.get("code") or inner.get("type")
+            if isinstance(name, str):
+                return name
+    return HTTPStatus(error.status).phrase.lower().replace(" ", "_")
 
 
 def _voice_not_found(voice_id: str) -> HttpError:
@@ -486,7 +539,8 @@ class Server:
         `hurry` is set); then close what is left with 1012. Returns how many were left."""
         state = self.api.state
         state.draining = True
-        log.info("draining: %d open sessions, %g s at most", self.api.open_sessions, timeout_s)
+        state.metrics.draining.set(1)
+        log_event(log, "draining", open_sessions=self.api.open_sessions, drain_timeout_s=timeout_s)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         hurry = hurry or asyncio.Event()
@@ -498,7 +552,13 @@ class Server:
             hurried.cancel()
         left_open = self.api.open_sessions
         if left_open:
-            log.warning("drain deadline: closing %d open sessions with %d", left_open, SERVICE_RESTART)
+            log_event(
+                log,
+                "drain_deadline",
+                level=logging.WARNING,
+                closing_sessions=left_open,
+                close_code=SERVICE_RESTART,
+            )
             await state.close_sockets(SERVICE_RESTART)
         return left_open
 

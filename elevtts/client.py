@@ -59,6 +59,9 @@ from elevtts.stats import StreamStats
 from elevtts.target import display_url
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # the service sends frames up to 16 MB
+# Closes without an error frame that end a connection, not the speech: going away (1001), service
+# restart (1012: a drained server's deadline), try again later (1013).
+HANDED_OVER_CLOSE_CODES = frozenset({1001, 1012, 1013})
 AUTH_ERRORS = frozenset({"invalid_api_key", "unauthorized", "missing_api_key", "authentication_error"})
 
 
@@ -290,6 +293,13 @@ class Session:
         reason = (socket.close_reason if socket is not None else "") or ""
         if code in (None, 1006):
             return ConnectionDropped("the connection dropped before the audio was complete")
+        if code in HANDED_OVER_CLOSE_CODES:
+            # A server going away, restarting or overloaded ends the stream, not the speech:
+            # resumed on a new connection (perhaps another server behind the same balancer).
+            return ConnectionDropped(
+                f"the server closed the connection before the audio was complete ({code}"
+                f"{': ' + reason if reason else ''})"
+            )
         return ServerError(
             f"the server closed the connection ({code}{': ' + reason if reason else ''})", code=code
         )

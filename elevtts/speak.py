@@ -33,6 +33,7 @@ from elevtts.retry import Backoff, is_retryable, retry_hint_for
 from elevtts.subtitles import SubtitleBuilder, to_json, to_srt, to_vtt
 
 READ_SIZE = 64 * 1024
+UNAVAILABLE = 503  # a handshake refused by a draining or full server: it says when to come back
 RETRIES = 3  # attempts to reconnect and resume after dropped connections, in one run
 INPUT_SENT = "all text sent"  # the display's state once the end of input has gone out
 NOTHING_TO_SPEAK = "nothing to speak: the input has no letters or digits"
@@ -467,6 +468,7 @@ async def speak(
     sender.start_reading(source)
     dropped: ConnectionDropped | None = None  # the drop being recovered from
     attempts = 0  # reconnection attempts so far
+    told_to_retry = False  # a handshake was refused with 503: the server asked to come back
     try:
         while True:
             try:
@@ -491,17 +493,26 @@ async def speak(
                     if stats.spoken_chars_confirmed is None:
                         raise  # no alignment: where to resume is unknown
                     dropped = exc
-                elif dropped is None or not is_retryable(exc):
-                    raise  # the first connection, or a refusal that will not change
+                elif exc.status == UNAVAILABLE:
+                    # A draining or full server asks to come back (Retry-After): even the first
+                    # connection is retried, and so is the next failure (a restart under way).
+                    told_to_retry = True
+                if isinstance(exc, ConnectError) and (
+                    not is_retryable(exc) or (dropped is None and not told_to_retry)
+                ):
+                    raise  # the first connection's failure, or a refusal that will not change
                 attempts += 1
                 if attempts > retries:
+                    if dropped is None:
+                        raise
                     tried = f"{retries} reconnection attempt{'s' if retries != 1 else ''}"
                     gave_up = f"{dropped.message}; gave up after {tried} ({exc.message})"
                     raise ConnectionDropped(gave_up) from None
                 delay = backoff.delay(attempts, retry_hint_for(exc))
+                then = "to resume from the last confirmed audio" if dropped is not None else "to start"
                 display.note(
-                    f"elevtts: {exc.message}; reconnecting in {delay:.1f} s to resume from the last "
-                    f"confirmed audio (attempt {attempts} of {retries})"
+                    f"elevtts: {exc.message}; reconnecting in {delay:.1f} s {then} "
+                    f"(attempt {attempts} of {retries})"
                 )
                 await asyncio.sleep(delay)
     except BaseException as exc:

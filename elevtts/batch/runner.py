@@ -465,6 +465,7 @@ class _Runner:
                         "strip_markdown": job.policy.strip_markdown,
                     },
                     label=file.input,
+                    retries=self.plan.retries,  # reconnections that resume the file, before restarting it
                 )
                 stats = result.stats
                 if stats.get("chars_sent") and not stats.get("audio_bytes"):

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
 from elevtts.cli.common import fail
 from elevtts.cli.exit_codes import ExitCode
 from elevtts.config import LogLevel
+
+LogFormat = Literal["text", "json"]
+
+if TYPE_CHECKING:
+    from elevtts.server.http import Shutdown
 
 # Every flag can come from the environment (a container needs no command line); a repeatable
 # flag's variable holds its values separated by spaces.
@@ -143,6 +148,23 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    drain_timeout: Annotated[
+        float,
+        typer.Option(
+            envvar=f"{ENV}DRAIN_TIMEOUT",
+            min=0,
+            metavar="SECONDS",
+            help="On SIGTERM/SIGINT, let open sessions finish for this long (new ones get 503), then "
+            "close the rest with 1012. A second signal stops at once.",
+        ),
+    ] = 30.0,
+    log_format: Annotated[
+        LogFormat,
+        typer.Option(
+            envvar=f"{ENV}LOG_FORMAT",
+            help="Log lines on stderr as text, or as JSON objects (one a line) for a log pipeline.",
+        ),
+    ] = "text",
     log_level: Annotated[
         LogLevel, typer.Option(envvar=f"{ENV}LOG_LEVEL", help="How much the server logs (on stderr).")
     ] = "info",
@@ -155,14 +177,16 @@ def serve(
     import ssl
 
     from elevtts.errors import missing_local_extra
+    from elevtts.logs import configure as configure_logs
+    from elevtts.logs import log_event
     from elevtts.redact import RedactSecrets
 
     if api_key is not None and not api_key.strip():
         # An empty key would look like protection while it lets every client in.
         raise fail("--api-key must not be empty (leave it out to serve without a key)", ExitCode.USAGE)
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RedactSecrets(api_key))  # every log line, ours and the libraries'
+    handler = configure_logs(log_level, log_format)
+    handler.addFilter(RedactSecrets(api_key))  # every log line, ours and the libraries'
+    log = logging.getLogger("elevtts.server")
 
     try:
         from elevtts.server.app import ServerConfig, serve_forever
@@ -235,10 +259,14 @@ def serve(
         max_text_chars=max_text_chars,
         cors_origins=tuple(cors_origin or ()),
         voice_map=voice_pairs,
+        drain_timeout_s=drain_timeout,
     )
 
     def ready(url: str) -> None:
         print(url, flush=True)  # stdout: for scripts
+        if log_format == "json":
+            log_event(log, "listening", url=url, voices=list(voice or known), drain_timeout_s=drain_timeout)
+            return
         typer.echo(
             f"elevtts serve: listening on {url}, HTTP API at {url.replace('ws', 'http', 1)} "
             f"(voices: {_summary(voice or known)}); Ctrl-C to stop",
@@ -246,7 +274,7 @@ def serve(
         )
 
     try:
-        asyncio.run(_run_until_signal(serve_forever(config, ready=ready)))
+        asyncio.run(_serve_until_signals(lambda stop: serve_forever(config, ready=ready, shutdown=stop)))
     except OSError as exc:
         # asyncio's bind error repeats the address in strerror: the plain errno text reads better
         reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
@@ -257,7 +285,10 @@ def serve(
         raise typer.Exit(ExitCode.USAGE) from None
     except KeyboardInterrupt:
         pass
-    typer.echo("elevtts serve: stopped", err=True)
+    if log_format == "json":
+        log_event(log, "stopped")
+    else:
+        typer.echo("elevtts serve: stopped", err=True)
 
 
 def _voice_map(text: str, served: list[str]) -> tuple[tuple[str, str], ...]:
@@ -282,17 +313,15 @@ def _summary(voice_ids: list[str]) -> str:
     return ", ".join([*others, f"{len(languages)} espeak-ng languages (espeak-<tag>)"])
 
 
-async def _run_until_signal(main: Coroutine[Any, Any, None]) -> None:
-    """Run `main` and cancel it cleanly on SIGTERM or SIGINT."""
+async def _serve_until_signals(main: Callable[[Shutdown], Coroutine[Any, Any, None]]) -> None:
+    """Run `main(shutdown)`: SIGTERM or SIGINT starts its drain, a second one ends the drain."""
     import asyncio
     import signal
 
-    task = asyncio.ensure_future(main)
+    from elevtts.server.app import Shutdown
+
+    shutdown = Shutdown()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, task.cancel)
-    try:
-        await task
-    except asyncio.CancelledError:
-        if not task.cancelled():
-            raise
+        loop.add_signal_handler(sig, shutdown.signal)
+    await main(shutdown)

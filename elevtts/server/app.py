@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from elevtts.server.config import ServerConfig
-from elevtts.server.http import serve_forever, server_url, start_server
+from elevtts.server.http import Shutdown, serve_forever, server_url, start_server
 from elevtts.server.transport import StreamServer
 
-__all__ = ["ServerConfig", "StreamServer", "serve_forever", "server_url", "start_server"]
+__all__ = ["ServerConfig", "Shutdown", "StreamServer", "serve_forever", "server_url", "start_server"]

@@ -15,6 +15,7 @@ from elevtts.server.session import MAX_BUFFERED_CHARS, MAX_TOTAL_BUFFERED_CHARS
 MAX_CONNECTIONS = 512  # more are refused at the handshake with HTTP 503
 MAX_QUEUE = 16  # HTTP requests waiting for an engine slot; more are refused with 429
 MAX_BODY_BYTES = 1024 * 1024  # an HTTP request body (text limits are far below it)
+DRAIN_TIMEOUT_S = 30.0  # how long a stopping server lets open sessions finish
 
 
 @dataclass(frozen=True)
@@ -39,3 +40,5 @@ class ServerConfig:
     max_body_bytes: int = MAX_BODY_BYTES
     cors_origins: tuple[str, ...] = ()
     voice_map: tuple[tuple[str, str], ...] = ()
+    # Stopping: open sessions finish for up to this long (new ones get 503), then close with 1012.
+    drain_timeout_s: float = DRAIN_TIMEOUT_S

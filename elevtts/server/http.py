@@ -8,7 +8,12 @@
     POST /v1/text-to-speech/{voice_id}/stream/with-timestamps   one such JSON object a line
     POST /v1/audio/speech                                  OpenAI-compatible, streamed
     GET  /v1/voices, /v2/voices, /v1/voices/{id}, /v1/models
-    GET|HEAD /health (503 until the voices are loaded and warmed up), GET /
+    GET|HEAD /health (503 until the voices are loaded and warmed up, and while draining), GET /
+    GET  /metrics                                          Prometheus text format (`server.metrics`)
+
+Stopping drains: `Server.drain` keeps the port open, refuses every new session with 503 and
+`Retry-After` (so a balancer sends it elsewhere), lets the open ones finish, and closes what is
+left at the deadline with 1012 (service restart), which the client resumes elsewhere.
 
 Bytes and time only: requests are validated in `rest` (pure), text is cut into pieces by the same
 rule as the WebSocket session (`session.cut_piece`) and spoken by the same pipeline
@@ -23,7 +28,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 from typing import Any
@@ -31,6 +36,7 @@ from typing import Any
 from aiohttp import web
 
 from elevtts.formats import OutputFormat, parse_output_format
+from elevtts.logs import log_event
 from elevtts.protocol import DictionaryLocator
 from elevtts.redact import protect_websockets_logs
 from elevtts.server.alignment import TimedAlignment
@@ -38,6 +44,7 @@ from elevtts.server.config import ServerConfig
 from elevtts.server.dictionary import Lexicon
 from elevtts.server.encode import Encoder, opus_available
 from elevtts.server.engines import Engine, available_voices, get_engine
+from elevtts.server.metrics import CONTENT_TYPE_LATEST, SessionRecord
 from elevtts.server.rest import (
     HttpError,
     SpeechRequest,
@@ -66,6 +73,9 @@ CONTENT_TYPES = {
     "alaw": "audio/x-alaw-basic",
 }
 GOING_AWAY = 1001  # the close code of a server shutting down
+SERVICE_RESTART = 1012  # the close code of the sessions a drain's deadline ends
+DRAIN_POLL_S = 0.05  # how often a drain looks whether the last session has ended
+ALWAYS_ANSWERED = frozenset({"/health", "/metrics"})  # what a draining server still answers
 RETRY_AFTER_S = 1  # what a refused request is told to wait (one piece takes well under a second)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -85,11 +95,13 @@ class HttpApi:
 
     def app(self) -> web.Application:
         app = web.Application(
-            middlewares=[self.errors, self.cors], client_max_size=self.config.max_body_bytes
+            middlewares=[self.errors, self.cors, self.refuse_while_draining],
+            client_max_size=self.config.max_body_bytes,
         )
         get, add = app.router.add_get, app.router.add_route  # add_get answers HEAD too
         get("/", self.root)
         get("/health", self.health)
+        get("/metrics", self.metrics)
         get("/v1/voices", self.voices)
         get("/v2/voices", self.voices_v2)
         get("/v1/voices/{voice_id}", self.voice)
@@ -149,6 +161,23 @@ class HttpApi:
             return web.Response(status=204, headers=headers)
         return await handler(request)
 
+    @web.middleware
+    async def refuse_while_draining(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """A draining server takes no new session or request: 503 with `Retry-After`, which a
+        balancer reads as "try another server" and the client as "retry shortly"."""
+        if self.state.draining and request.path not in ALWAYS_ANSWERED:
+            message = "The server is shutting down; try again shortly."
+            raise detail(
+                HTTPStatus.SERVICE_UNAVAILABLE, "server_draining", message,
+                **{"Retry-After": str(RETRY_AFTER_S)},
+            )  # fmt: skip
+        return await handler(request)
+
+    @property
+    def open_sessions(self) -> int:
+        """WebSocket sessions and HTTP requests under way: what a drain waits for."""
+        return self.state.connections + self.state.opening + self.in_flight
+
     async def _on_prepare(self, request: web.Request, response: web.StreamResponse) -> None:
         response.headers["Server"] = "elevtts"
         origin = request.headers.get("Origin")
@@ -162,9 +191,16 @@ class HttpApi:
         return _json({"status": "ok"})
 
     async def health(self, request: web.Request) -> web.Response:
+        if self.state.draining:
+            return _json({"status": "draining"}, status=HTTPStatus.SERVICE_UNAVAILABLE)
         if not self.state.ready:
             return _json({"status": "loading"}, status=HTTPStatus.SERVICE_UNAVAILABLE)
         return _json({"status": "ok"})
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        """Prometheus text format; open like /health (no key, text or peer is ever in it)."""
+        self.state.metrics.draining.set(1 if self.state.draining else 0)
+        return web.Response(body=self.state.metrics.scrape(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     # -- voices and models -------------------------------------------------------------------
 
@@ -234,8 +270,8 @@ class HttpApi:
 
     async def convert(self, request: web.Request) -> web.StreamResponse:
         speech = await self._elevenlabs(request)
-        with self._admitted():
-            audio = b"".join([chunk async for chunk, _ in self._speak(speech)])
+        with self._admitted(_record(request, speech)) as record:
+            audio = b"".join([chunk async for chunk, _ in self._speak(speech, record)])
         return web.Response(
             body=_whole(speech.output_format, audio), headers=_audio_headers(speech.output_format)
         )
@@ -248,8 +284,8 @@ class HttpApi:
         speech = await self._elevenlabs(request)
         chunks: list[bytes] = []
         whole = TimedAlignment()
-        with self._admitted():
-            async for chunk, timing in self._speak(speech):
+        with self._admitted(_record(request, speech)) as record:
+            async for chunk, timing in self._speak(speech, record):
                 chunks.append(chunk)
                 whole = whole.then(timing)
         return _json(_timestamped(_whole(speech.output_format, b"".join(chunks)), whole, 0))
@@ -294,9 +330,9 @@ class HttpApi:
         response = web.StreamResponse(headers={"Content-Type": content_type})
         response.enable_chunked_encoding()
         offset_ms = 0
-        with self._admitted():
+        with self._admitted(_record(request, speech)) as record:
             try:
-                async with contextlib.aclosing(self._speak(speech, header=True)) as pieces:
+                async with contextlib.aclosing(self._speak(speech, record, header=True)) as pieces:
                     async for chunk, timing in pieces:  # closed at once when the client leaves
                         if not response.prepared:
                             await response.prepare(request)
@@ -312,18 +348,20 @@ class HttpApi:
                 # Too late for a status: the connection is cut before the last chunk, so the
                 # client sees an incomplete body rather than a complete-looking short one.
                 log.error("internal error while streaming %s", request.path, exc_info=True)
+                record.error = "internal_error"
                 if request.transport is not None:
                     request.transport.abort()
         return response
 
     async def _speak(
-        self, speech: SpeechRequest, *, header: bool = False
+        self, speech: SpeechRequest, record: SessionRecord, *, header: bool = False
     ) -> AsyncGenerator[tuple[bytes, TimedAlignment], None]:
         """Encoded audio and its alignment, piece by piece, as the WebSocket path speaks it: the
         same cuts, the same pipeline, the same slots. `header`: a WAV stream starts with a header
         of unknown length. Frames the encoder held back join the next that carries audio."""
         fmt = speech.output_format
         engine: Engine = await asyncio.to_thread(get_engine, speech.voice_id)
+        record.voice = engine.voice.voice_id
         encoder = Encoder(_encoded_as(fmt), engine.voice.sample_rate)
         if header and fmt.codec == "wav":
             yield wav_header(fmt.sample_rate, None), TimedAlignment()
@@ -335,11 +373,15 @@ class HttpApi:
             first = False
             started = time.perf_counter()
             piece = Piece(text, speech.voice_settings, speech.seed, lexicons)
+            record.piece_started(len(text))
             frames = await self._in_slot(synthesize, engine, piece)
-            pace.record(len(text), time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            pace.record(len(text), elapsed)
+            self.state.piece_synthesized(record.voice, frames, elapsed)
             for pcm, timing in frames:
                 audio = encoder.encode(pcm)
                 carry = carry.then(timing)
+                record.audio_sent(timing.duration_ms / 1000, encoded_bytes=len(audio))
                 if audio:
                     yield audio, carry
                     carry = TimedAlignment()
@@ -359,8 +401,9 @@ class HttpApi:
         return await asyncio.wrap_future(job)
 
     @contextlib.contextmanager
-    def _admitted(self) -> Any:
-        """A request beyond the engine's slots waits in a bounded queue; beyond it, 429."""
+    def _admitted(self, record: SessionRecord) -> Iterator[SessionRecord]:
+        """A request beyond the engine's slots waits in a bounded queue; beyond it, 429. An
+        admitted request is a session: counted while it runs, logged and counted when it ends."""
         if self.in_flight >= self.config.synthesis_slots + self.config.max_queue:
             message = "The server is busy with other requests; try again shortly."
             raise detail(
@@ -368,10 +411,20 @@ class HttpApi:
                 **{"Retry-After": str(RETRY_AFTER_S)},
             )  # fmt: skip
         self.in_flight += 1
+        self.state.session_started(record)
+        record.code = int(HTTPStatus.OK)
         try:
-            yield
+            yield record
+        except HttpError as error:
+            record.code = int(error.status)
+            record.error = _error_name(error)
+            raise
+        except BaseException:
+            record.code, record.error = int(HTTPStatus.INTERNAL_SERVER_ERROR), "internal_error"
+            raise
         finally:
             self.in_flight -= 1
+            self.state.session_ended(record)
 
     # -- checks ------------------------------------------------------------------------------
 
@@ -392,6 +445,33 @@ class HttpApi:
         if voice_id in self.state.voice_ids:
             return voice_id
         return self.config.fallback_voice
+
+
+HTTP_ENDPOINTS = (  # path ending -> the endpoint label of the metrics and logs
+    ("/stream/with-timestamps", "stream-with-timestamps"),
+    ("/with-timestamps", "with-timestamps"),
+    ("/stream", "stream"),
+    ("/audio/speech", "openai-speech"),
+)
+
+
+def _record(request: web.Request, speech: SpeechRequest) -> SessionRecord:
+    endpoint = next((name for end, name in HTTP_ENDPOINTS if request.path.endswith(end)), "convert")
+    return SessionRecord(
+        endpoint=endpoint, voice="", output_format=speech.output_format.name, model=speech.model_id
+    )
+
+
+def _error_name(error: HttpError) -> str:
+    """The error's public name (`detail.status`, or OpenAI's `error.code`), for the metrics."""
+    body: Any = error.body
+    if isinstance(body, dict):
+        inner = body.get("detail") or body.get("error")
+        if isinstance(inner, dict):
+            name = inner.get("status") or inner.get("code") or inner.get("type")
+            if isinstance(name, str):
+                return name
+    return HTTPStatus(error.status).phrase.lower().replace(" ", "_")
 
 
 def _voice_not_found(voice_id: str) -> HttpError:
@@ -439,13 +519,52 @@ def _json(body: Any, *, status: int = 200, headers: Mapping[str, str] | None = N
 # Running the server
 
 
-class Server:
-    """A listening server: `close()` (stop listening, close every WebSocket with 1001),
-    `wait_closed()`, `serve_forever()`; `server_url()` gives its address."""
+class Shutdown:
+    """What the stop signals asked: the first one drains, the next ends the drain at once."""
 
-    def __init__(self, runner: web.AppRunner, site: web.TCPSite) -> None:
-        self.runner, self.site = runner, site
+    def __init__(self) -> None:
+        self.requested = asyncio.Event()
+        self.hurried = asyncio.Event()
+
+    def signal(self) -> None:
+        (self.hurried if self.requested.is_set() else self.requested).set()
+
+
+class Server:
+    """A listening server: `drain()` (let open sessions finish), `close()` (stop listening, close
+    every WebSocket with 1001), `wait_closed()`, `serve_forever()`; `server_url()` gives its address."""
+
+    def __init__(self, runner: web.AppRunner, site: web.TCPSite, api: HttpApi) -> None:
+        self.runner, self.site, self.api = runner, site, api
         self._closing: asyncio.Task[None] | None = None
+
+    async def drain(self, timeout_s: float, *, hurry: asyncio.Event | None = None) -> int:
+        """Refuse new sessions and wait until the open ones end, `timeout_s` at most (or until
+        `hurry` is set); then close what is left with 1012. Returns how many were left."""
+        state = self.api.state
+        state.draining = True
+        state.metrics.draining.set(1)
+        log_event(log, "draining", open_sessions=self.api.open_sessions, drain_timeout_s=timeout_s)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        hurry = hurry or asyncio.Event()
+        hurried = asyncio.ensure_future(hurry.wait())
+        try:
+            while self.api.open_sessions and not hurry.is_set() and (left := deadline - loop.time()) > 0:
+                await asyncio.wait((hurried,), timeout=min(DRAIN_POLL_S, left))
+        finally:
+            hurried.cancel()
+        left_open = self.api.open_sessions
+        if left_open:
+            log_event(
+                log,
+                "drain_deadline",
+                level=logging.WARNING,
+                closing_sessions=left_open,
+                close_code=SERVICE_RESTART,
+            )
+            await state.close_sockets(SERVICE_RESTART)
+        return left_open
 
     def close(self) -> None:
         if self._closing is None:
@@ -486,7 +605,7 @@ async def start_server(config: ServerConfig, *, preload: bool = True) -> tuple[S
         await runner.cleanup()
         raise
     state.ready = True
-    return Server(runner, site), state
+    return Server(runner, site, api), state
 
 
 def server_url(server: Server, *, tls: bool = False) -> str:
@@ -497,13 +616,19 @@ def server_url(server: Server, *, tls: bool = False) -> str:
 
 
 async def serve_forever(
-    config: ServerConfig, *, ready: Callable[[str], Awaitable[None] | None] | None = None
+    config: ServerConfig,
+    *,
+    ready: Callable[[str], Awaitable[None] | None] | None = None,
+    shutdown: Shutdown | None = None,
 ) -> None:
-    """Run until cancelled (Ctrl-C / SIGTERM are turned into a cancel by the caller)."""
+    """Run until `shutdown` is signalled, then drain (`config.drain_timeout_s`) and stop; or until
+    cancelled, which stops at once."""
     server, _ = await start_server(config)
+    shutdown = shutdown or Shutdown()
     async with server:
         if ready is not None:
             result = ready(server_url(server, tls=config.ssl_context is not None))
             if asyncio.iscoroutine(result):
                 await result
-        await server.serve_forever()
+        await shutdown.requested.wait()
+        await server.drain(config.drain_timeout_s, hurry=shutdown.hurried)

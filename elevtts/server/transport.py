@@ -19,10 +19,12 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from elevtts.logs import log_event
 from elevtts.protocol import close_reason
 from elevtts.server.config import ServerConfig
 from elevtts.server.encode import Encoder, opus_available
 from elevtts.server.engines import Engine, SynthesisOptions, available_voices, get_engine, language_voices
+from elevtts.server.metrics import Metrics, SessionRecord
 from elevtts.server.pacing import Pacer
 from elevtts.server.routes import WebSocketRoute
 from elevtts.server.session import (
@@ -40,7 +42,7 @@ from elevtts.server.session import (
     TextBudget,
 )
 from elevtts.server.slots import Slots
-from elevtts.server.synthesis import Piece, synthesize
+from elevtts.server.synthesis import Frame, Piece, synthesize
 
 log = logging.getLogger("elevtts.server")
 # Every header and frame at DEBUG (keys redacted), under the logger name the websockets server
@@ -125,6 +127,8 @@ class StreamServer:
         self.opening = 0  # handshakes under way, counted so the limit holds under a burst
         self.sockets: set[Socket] = set()
         self.ready = False  # voices loaded and warmed up: /health answers 200
+        self.draining = False  # stopping: new sessions are refused, open ones finish
+        self.metrics = Metrics()
 
     async def preload(self, voice_ids: Iterable[str] | None = None, *, warm_up: bool = True) -> None:
         """Load voices now (default: every served one), so the first request does not pay for it.
@@ -139,7 +143,11 @@ class StreamServer:
             shared = {v.voice_id for v in available_voices() if v.shares_engine_with is not None}
             voice_ids = [v for v in self.voice_ids if v not in shared]
         for voice_id in voice_ids:
+            loading = time.perf_counter()
             engine = await asyncio.to_thread(get_engine, voice_id)
+            load_s = time.perf_counter() - loading
+            self.metrics.voice_load.labels(voice_id).set(load_s)
+            log_event(log, "voice_loaded", voice=voice_id, load_time_s=round(load_s, 3))
             for text in WARM_UP_TEXTS if warm_up else ():
                 started = time.perf_counter()
                 await asyncio.to_thread(engine.synthesize, text, SynthesisOptions())
@@ -173,17 +181,53 @@ class StreamServer:
         finally:
             self.opening -= 1
         socket = Socket(ws, _peer(request))
+        record = SessionRecord(
+            endpoint="multi-stream-input" if target.multi else "stream-input",
+            voice="",  # the voice that speaks, once its engine is loaded
+            output_format=session.output_format.name,
+            model=session.params.model_id,
+        )
         self.connections += 1
         self.sockets.add(socket)
+        self.session_started(record)
+        connection = Connection(self, socket, session, record)
         try:
-            await Connection(self, socket, session).run(opened)
+            await connection.run(opened)
         finally:
             self.sockets.discard(socket)
             self.connections -= 1
+            record.code = ws.close_code
+            self.session_ended(record)
         return ws
 
+    def session_started(self, record: SessionRecord) -> None:
+        self.metrics.session_started(record)
+
+    def session_ended(self, record: SessionRecord) -> None:
+        """Counted in the metrics and logged as one `session_end` event (never the text or key)."""
+        self.metrics.session_ended(record)
+        log_event(
+            log,
+            "session_end",
+            session_id=record.session_id,
+            endpoint=record.endpoint,
+            voice=record.voice or None,
+            model=record.model,
+            output_format=record.output_format,
+            close_code=record.code,
+            error=record.error,
+            ttfb_ms=None if record.ttfb_s is None else round(record.ttfb_s * 1000, 1),
+            characters=record.characters,
+            audio_seconds=round(record.audio_s, 3),
+            duration_s=round(record.duration_s, 3),
+        )
+
+    def piece_synthesized(self, voice: str, frames: list[Frame], synthesis_s: float) -> None:
+        audio_s = sum(timing.duration_ms for _, timing in frames) / 1000
+        self.metrics.piece_synthesized(voice, synthesis_s=synthesis_s, audio_s=audio_s)
+
     async def close_sockets(self, code: int) -> None:
-        """Close every open WebSocket (server shutdown: 1001, going away)."""
+        """Close every open WebSocket (1001 going away; 1012 service restart at a drain's deadline)."""
         await asyncio.gather(*(socket.close(code) for socket in list(self.sockets)), return_exceptions=True)
 
 
@@ -198,10 +242,13 @@ class _Job:
 class Connection:
     """Drives one session over one WebSocket connection."""
 
-    def __init__(self, server: StreamServer, connection: Socket, session: Session) -> None:
+    def __init__(
+        self, server: StreamServer, connection: Socket, session: Session, record: SessionRecord
+    ) -> None:
         self.server = server
         self.connection = connection
         self.session = session
+        self.record = record  # what the metrics and the session_end log line tell of it
         self.engine: Engine | None = None
         self.outbox: asyncio.Queue[Send | Fail | Close] = asyncio.Queue()
         self.encoders: dict[int, Encoder] = {}
@@ -226,6 +273,12 @@ class Connection:
                 )
             if not self.session.closed:
                 self.engine = await self._guard(asyncio.to_thread(get_engine, self.session.voice_id))
+                if self.engine is not None:
+                    self.record.voice = (
+                        self.engine.voice.voice_id
+                    )  # a served voice, never the client's string
+                    self.record.output_format = self.session.output_format.name
+                    self.record.model = self.session.params.model_id
                 self._spawn(self._tick())
             self.reader = asyncio.ensure_future(self._read_all())
             await asyncio.wait((self.reader,))
@@ -263,9 +316,11 @@ class Connection:
             if isinstance(action, Send | Close):
                 self.outbox.put_nowait(action)
             elif isinstance(action, Fail):
+                self.record.error = str(action.error.error)
                 self._discard_outbox()  # the error goes out at once
                 self.outbox.put_nowait(action)
             elif isinstance(action, Synthesize):
+                self.record.piece_started(len(action.text))
                 job = self.jobs[action.ticket] = _Job()
                 job.task = self._spawn(self._synthesize(action, job))
             elif isinstance(action, Abandon):
@@ -367,8 +422,9 @@ class Connection:
         def finished(done: asyncio.Future[Any]) -> None:
             slots.release()
             if not done.cancelled() and done.exception() is None:
-                pace = self.server.pacer.pace(self.session.voice_id)
-                pace.record(len(action.text), time.perf_counter() - started)
+                elapsed = time.perf_counter() - started
+                self.server.pacer.pace(self.session.voice_id).record(len(action.text), elapsed)
+                self.server.piece_synthesized(self.record.voice, done.result(), elapsed)
 
         synthesis.add_done_callback(finished)
         if not await self._until(synthesis, job):
@@ -381,6 +437,7 @@ class Connection:
             if job.abandoned.is_set():
                 return
             self.perform(self.session.audio(action.ticket, audio, timing, now=self.now()))
+            self.record.audio_sent(timing.duration_ms / 1000, encoded_bytes=len(audio))
             await self.outbox.join()  # a slow reader slows its own synthesis, nobody else's
         self.jobs.pop(action.ticket, None)
         self.perform(self.session.piece_done(action.ticket, now=self.now()))

@@ -8,7 +8,9 @@
     POST /v1/text-to-speech/{voice_id}/stream/with-timestamps   one such JSON object a line
     POST /v1/audio/speech                                  OpenAI-compatible, streamed
     GET  /v1/voices, /v2/voices, /v1/voices/{id}, /v1/models
-    GET|HEAD /health (503 until the voices are loaded and warmed up), GET /
+    GET|HEAD /health (503 until the voices are loaded and warmed up)
+    GET /                       the playground page for a browser (text/html), else {"status": "ok"}
+    GET /playground/{file}      its script and style sheet
 
 Bytes and time only: requests are validated in `rest` (pure), text is cut into pieces by the same
 rule as the WebSocket session (`session.cut_piece`) and spoken by the same pipeline
@@ -33,11 +35,13 @@ from aiohttp import web
 from elevtts.formats import OutputFormat, parse_output_format
 from elevtts.protocol import DictionaryLocator
 from elevtts.redact import protect_websockets_logs
+from elevtts.server import playground
 from elevtts.server.alignment import TimedAlignment
 from elevtts.server.config import ServerConfig
 from elevtts.server.dictionary import Lexicon
 from elevtts.server.encode import Encoder
 from elevtts.server.engines import Engine, available_voices, get_engine
+from elevtts.server.origin import origin_allowed
 from elevtts.server.rest import (
     HttpError,
     SpeechRequest,
@@ -89,6 +93,7 @@ class HttpApi:
         )
         get, add = app.router.add_get, app.router.add_route  # add_get answers HEAD too
         get("/", self.root)
+        get("/playground/{name}", playground.serve_asset)
         get("/health", self.health)
         get("/v1/voices", self.voices)
         get("/v2/voices", self.voices_v2)
@@ -159,6 +164,8 @@ class HttpApi:
     # -- operators ---------------------------------------------------------------------------
 
     async def root(self, request: web.Request) -> web.Response:
+        if playground.wants_page(request.headers.get("Accept")):
+            return playground.asset("index.html")
         return _json({"status": "ok"})
 
     async def health(self, request: web.Request) -> web.Response:
@@ -200,6 +207,12 @@ class HttpApi:
     # -- WebSocket ---------------------------------------------------------------------------
 
     async def websocket(self, request: web.Request) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        if not origin_allowed(
+            origin, host=request.host, secure=request.secure, cors_origins=self.config.cors_origins
+        ):
+            message = f"a page on {origin!r} may not open a WebSocket here (see --cors-origin)"
+            return _json({"detail": {"status": "origin_not_allowed", "message": message}}, status=403)
         target = route(request.path_qs, voices=self._voices, full=self.state.full)
         if isinstance(target, JsonResponse):
             return _json(target.body, status=target.status)

@@ -13,11 +13,11 @@ from urllib.error import HTTPError
 from urllib.parse import urlsplit
 
 import pytest
+from conftest import exchange, run, run_local_server
 from websockets.exceptions import InvalidStatus
 
 from elevtts.server.app import ServerConfig
 from elevtts.server.origin import origin_allowed
-from tests.conftest import exchange, run, run_local_server
 
 PAGE_ORIGIN = "http://page.test"
 

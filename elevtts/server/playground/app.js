@@ -75,7 +75,7 @@ function setup() {
   $("format").replaceChildren(...formatChoices().map((name) => new Option(name, name)));
   $("format").value = DEFAULT_FORMAT;
   $("speed").addEventListener("input", () => { $("speed-value").textContent = Number($("speed").value).toFixed(2); });
-  $("api-key").addEventListener("change", () => { state.apiKey = $("api-key").value; });
+  $("api-key").addEventListener("input", () => { state.apiKey = $("api-key").value; });
   $("load-voices").addEventListener("click", () => { state.apiKey = $("api-key").value; loadVoices(); });
   $("speak").addEventListener("click", () => startRun());
   $("compare").addEventListener("change", () => drawTimelines());
@@ -581,18 +581,31 @@ function wavHeader(chunks, format) {
   return header.buffer;
 }
 
-// Words into cues: a cue ends at a sentence's end, past 42 characters or past 5 seconds.
+// Words into cues of at most two lines of 42 characters and 5 seconds; a sentence's end ends a cue.
+const LINE_CHARS = 42;
+
 function subtitleCues(words) {
   const cues = [];
   let current = [];
   for (const word of words) {
     const text = [...current, word].map((w) => w.text).join(" ");
-    if (current.length && (text.length > 42 || word.end - current[0].start > 5)) { cues.push(current); current = []; }
+    if (current.length && (text.length > 2 * LINE_CHARS || word.end - current[0].start > 5)) { cues.push(current); current = []; }
     current.push(word);
     if (/[.!?]["')\]]*$/.test(word.text)) { cues.push(current); current = []; }
   }
   if (current.length) cues.push(current);
-  return cues.map((group) => ({ start: group[0].start, end: group[group.length - 1].end, text: group.map((w) => w.text).join(" ") }));
+  return cues.map((group) => ({ start: group[0].start, end: group[group.length - 1].end, text: lines(group.map((w) => w.text)) }));
+}
+
+// Words into lines of at most LINE_CHARS (a longer word gets its own line).
+function lines(words) {
+  const out = [];
+  for (const word of words) {
+    const last = out.length - 1;
+    if (last >= 0 && out[last].length + 1 + word.length <= LINE_CHARS) out[last] += ` ${word}`;
+    else out.push(word);
+  }
+  return out.join("\n");
 }
 
 function timestamp(seconds, separator) {

@@ -210,3 +210,94 @@ def test_a_wrong_key_shows_the_servers_error_and_the_right_one_speaks(
     assert page.is_hidden("#error")
     assert all(KEY not in url for url in recorded.urls)  # the key goes in a message, never a URL
     page.close()
+
+
+def test_mp3_plays_through_media_source_while_it_streams(browser: Any, server: str) -> None:
+    page, recorded = open_page(browser, server)
+    wait_until(page, "document.getElementById('voice').options.length > 0")
+    page.select_option("#voice", "espeak")
+    page.select_option("#format", "mp3_22050_32")
+    speak(page, TWO_SENTENCES)
+    wait_until(page, "window.playground.highlightChanges.some(change => change.word === 'forest.')")
+    assert recorded.audio_frames() and "output_format=mp3_22050_32" in " ".join(recorded.urls)
+    # The <audio> element's clock ran: media time advanced as the chunks were appended.
+    assert page.evaluate("() => document.getElementById('player').currentTime") > 2.0
+    assert re.fullmatch(r"4\.\d\d s|5\.\d\d s", page.inner_text("#audio-received"))  # from MP3 frame headers
+    assert recorded.console_errors == [], recorded.console_errors
+    page.close()
+
+
+def test_typed_text_with_a_manual_flush_and_the_compare_view(browser: Any, server: str) -> None:
+    page, _ = open_page(browser, server)
+    wait_until(page, "document.getElementById('voice').options.length > 0")
+    page.select_option("#voice", "espeak")
+    page.check("#compare")
+    speak(page, "A first run to compare with.")
+    first_bars = page.locator("#timeline rect.chunk").count()
+    first_frames = stats(page)["framesReceived"]
+    assert first_bars == first_frames >= 1
+
+    page.select_option("#mode", "type")
+    page.fill("#rate", "20")
+    page.select_option("#flush", "manual")
+    page.fill("#text", "Words arrive one by one, like tokens from a model.")
+    page.click("#speak")
+    wait_until(page, "document.querySelectorAll('#timeline line.sent').length === 10")  # every word sent
+    # 50 characters, under the schedule's first 120: the server holds them until the flush.
+    page.wait_for_timeout(300)
+    assert stats(page)["framesReceived"] == first_frames and not page.is_disabled("#flush-now")
+    page.click("#flush-now")
+    wait_until(page, f"window.playground.framesReceived > {first_frames}")
+    assert page.locator("#timeline line.sent.flush").count() == 1
+    assert re.fullmatch(r"#1 \d+ ms", page.inner_text("#flush-latencies"))
+    page.click("#end-input")
+    wait_until(page, "document.getElementById('speak').disabled === false")
+    assert stats(page)["lastClose"]["code"] == 1000
+    # The previous run's timeline stays beside the new one, on the same axis.
+    assert page.locator("#timeline-previous rect.chunk").count() == first_bars
+    assert page.locator("#timeline-previous .run-label").text_content() == "previous run"
+    assert page.locator("#timeline .run-label").text_content() == "this run"
+    page.close()
+
+
+def test_errors_are_shown_in_plain_words(browser: Any, server: str) -> None:
+    page, _ = open_page(browser, server)
+    wait_until(page, "document.getElementById('voice').options.length > 0")
+    page.select_option("#voice", "espeak")
+    page.fill("#schedule", "10,20")  # below the protocol's 50
+    speak(page, "Refused.")
+    error = page.inner_text("#error")
+    assert "invalid_chunk_length_schedule" in error and "close 1008" in error
+    assert stats(page)["lastClose"]["code"] == 1008
+    page.close()
+
+
+def test_a_server_going_away_is_said_so(browser: Any) -> None:
+    thread, url = run_local_server(ServerConfig(port=0, voices=("espeak",)))
+    try:
+        page, _ = open_page(browser, url.replace("ws://", "http://", 1))
+        wait_until(page, "document.getElementById('voice').options.length > 0")
+        page.select_option("#flush", "manual")  # the socket stays open, waiting for a flush
+        page.fill("#text", "Nobody will hear this.")
+        page.click("#speak")
+        wait_until(page, "document.querySelectorAll('#timeline line.sent').length === 1")
+    finally:
+        thread.stop()
+    wait_until(page, "document.getElementById('speak').disabled === false")
+    assert page.inner_text("#error") == "The server is shutting down."
+    assert stats(page)["lastClose"]["code"] == 1001
+    page.close()
+
+
+def test_a_refused_handshake_is_said_so(browser: Any) -> None:
+    """A browser sees no status for a refused upgrade (here 503: no connection left), only 1006."""
+    thread, url = run_local_server(ServerConfig(port=0, voices=("espeak",), max_connections=0))
+    try:
+        page, _ = open_page(browser, url.replace("ws://", "http://", 1))
+        wait_until(page, "document.getElementById('voice').options.length > 0")
+        speak(page, "Nobody will hear this.")
+        assert "The connection was lost without a goodbye" in page.inner_text("#error")
+        assert stats(page)["lastClose"]["code"] == 1006
+        page.close()
+    finally:
+        thread.stop()

@@ -501,30 +501,33 @@ function timelineEnd(events) {
   return events.reduce((end, e) => Math.max(end, e.t + (e.duration || 0)), 0);
 }
 
+// Lanes: text sent (a mark per message, flushes taller and orange), then audio: each chunk is a
+// bar from its arrival, as long as the audio it holds, on alternating rows so neighbours stay apart.
 function drawTimeline(container, events, span, label) {
-  const width = 1000, left = 70, height = 84;
-  const x = (ms) => left + (ms / span) * (width - left - 10);
-  const svg = svgElement("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": label });
-  svg.append(svgElement("text", { x: 4, y: 12, class: "lane-label" }), svgElement("text", { x: 4, y: 30, class: "lane-label" }));
-  svg.children[0].textContent = label;
-  svg.children[1].textContent = "text sent";
-  const audioLabel = svgElement("text", { x: 4, y: 58, class: "lane-label" });
-  audioLabel.textContent = "audio";
-  svg.append(audioLabel);
+  const width = 1000, left = 78, height = 118;
+  const x = (ms) => left + (ms / span) * (width - left - 12);
+  const svg = svgElement("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": `timeline of ${label}` });
+  const text = (content, attributes) => { const t = svgElement("text", attributes); t.textContent = content; svg.append(t); };
+  text(label, { x: 4, y: 13, class: "lane-label run-label" });
+  text("text sent", { x: 4, y: 40, class: "lane-label" });
+  text("audio", { x: 4, y: 80, class: "lane-label" });
   const step = niceStep(span);
   for (let ms = 0; ms <= span; ms += step) {
-    svg.append(svgElement("line", { x1: x(ms), x2: x(ms), y1: 16, y2: 72, stroke: "#eee" }));
-    const tick = svgElement("text", { x: x(ms), y: 82, class: "axis", "text-anchor": "middle" });
-    tick.textContent = ms >= 1000 ? `${ms / 1000}s` : `${ms}ms`;
-    svg.append(tick);
+    svg.append(svgElement("line", { x1: x(ms), x2: x(ms), y1: 20, y2: 102, class: "grid" }));
+    text(ms >= 1000 ? `${ms / 1000} s` : `${ms} ms`, { x: x(ms), y: 114, class: "axis", "text-anchor": "middle" });
   }
+  let row = 0;
   for (const e of events) {
     if (e.kind === "text") {
-      const title = `${Math.round(e.t)} ms: ${JSON.stringify(e.text)}${e.flush ? " (flush)" : ""}`;
-      svg.append(svgElement("line", { x1: x(e.t), x2: x(e.t), y1: 18, y2: 40, class: e.flush ? "sent flush" : "sent" }, title));
+      const title = `${Math.round(e.t)} ms: sent ${JSON.stringify(e.text)}${e.flush ? " with flush: true" : ""}`;
+      const top = e.flush ? 22 : 28;
+      svg.append(svgElement("line", { x1: x(e.t), x2: x(e.t), y1: top, y2: 48, class: e.flush ? "sent flush" : "sent" }, title));
     } else {
-      const title = `${Math.round(e.t)} ms: ${Math.round(e.duration)} ms of audio (${e.bytes} bytes)`;
-      svg.append(svgElement("rect", { x: x(e.t), y: 46, width: Math.max(1.5, x(e.t + e.duration) - x(e.t)), height: 18, class: "chunk" }, title));
+      const title = `${Math.round(e.t)} ms: received ${Math.round(e.duration)} ms of audio (${e.bytes} bytes)`;
+      const y = row ? 80 : 60;
+      row = 1 - row;
+      svg.append(svgElement("rect", { x: x(e.t), y, width: Math.max(1.5, x(e.t + e.duration) - x(e.t)), height: 16, class: "chunk" }, title));
+      svg.append(svgElement("line", { x1: x(e.t), x2: x(e.t), y1: y - 2, y2: y + 18, class: "arrival" }));
     }
   }
   container.replaceChildren(svg);

@@ -134,3 +134,21 @@ def test_allowed_origins_speak(server: str, origin: str | None) -> None:
     headers = {"Origin": origin} if origin else {}
     result = run(exchange(f"{server}/v1/text-to-speech/espeak/stream-input", SPEAK, headers=headers))
     assert result.close_code == 1000 and result.audio() and result.finals()
+
+
+def test_the_page_files_are_package_data() -> None:
+    """A wheel carries the three files (setuptools' package-data globs), so `serve` from an
+    installed package answers the page as it does from this checkout."""
+    import fnmatch
+    import tomllib
+    from pathlib import Path
+
+    from elevtts.server import playground
+
+    repo = Path(__file__).resolve().parents[1]
+    globs = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"][
+        "elevtts"
+    ]
+    for name in playground.ASSETS:
+        assert (repo / "elevtts" / "server" / "playground" / name).is_file()
+        assert any(fnmatch.fnmatch(f"server/playground/{name}", glob) for glob in globs), name

@@ -246,6 +246,10 @@ def test_typed_text_with_a_manual_flush_and_the_compare_view(browser: Any, serve
     # 50 characters, under the schedule's first 120: the server holds them until the flush.
     page.wait_for_timeout(300)
     assert stats(page)["framesReceived"] == first_frames and not page.is_disabled("#flush-now")
+    # The figures are this run's: none yet (the first run's stayed up until new audio came).
+    none = "\N{EN DASH}"
+    figures = [page.inner_text(f"#{name}") for name in ("ttfb", "audio-received", "rtf", "frames")]
+    assert figures == [none, none, none, "0"]
     page.click("#flush-now")
     wait_until(page, f"window.playground.framesReceived > {first_frames}")
     assert page.locator("#timeline line.sent.flush").count() == 1

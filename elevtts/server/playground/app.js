@@ -294,6 +294,7 @@ class Run {
     this.player = this.format.codec === "mp3" ? new MediaSourcePlayer(this.format) : new WebAudioPlayer(this.format);
     this.audio = [];
     this.audioSeconds = 0;
+    this.frames = 0;
     this.events = [];  // the timeline: {t, kind: "text"|"audio", flush, text, duration}
     this.words = [];  // {text, start, end, element}
     this.partial = null;
@@ -370,6 +371,7 @@ class Run {
     const duration = this.player.duration(bytes);
     this.audio.push(bytes);
     this.audioSeconds += duration;
+    this.frames += 1;
     state.stats.framesReceived += 1;
     state.stats.audioBytes += bytes.length;
     if (this.ttfb === null && this.firstTextAt !== null) this.ttfb = t - this.firstTextAt;
@@ -406,10 +408,10 @@ class Run {
 
   showFigures() {
     $("ttfb").textContent = this.ttfb === null ? "–" : `${Math.round(this.ttfb)} ms`;
-    $("audio-received").textContent = `${this.audioSeconds.toFixed(2)} s`;
-    $("frames").textContent = String(state.stats.framesReceived);
+    $("audio-received").textContent = this.frames ? `${this.audioSeconds.toFixed(2)} s` : "–";
+    $("frames").textContent = String(this.frames);
     const elapsed = (performance.now() - this.started - (this.firstTextAt || 0)) / 1000;
-    $("rtf").textContent = elapsed > 0 ? `${(this.audioSeconds / elapsed).toFixed(1)}x` : "–";
+    $("rtf").textContent = this.frames && elapsed > 0 ? `${(this.audioSeconds / elapsed).toFixed(1)}x` : "–";
     $("flush-latencies").textContent = this.flushLatencies.length
       ? this.flushLatencies.map((ms, i) => `#${i + 1} ${Math.round(ms)} ms`).join(", ") : "–";
   }
@@ -456,6 +458,7 @@ function startRun() {
   for (const id of ["download-audio", "download-srt", "download-vtt"]) $(id).removeAttribute("href");
   state.stats.runs += 1;
   state.run = new Run(config);
+  state.run.showFigures();
   $("speak").disabled = true;
   $("stop").disabled = false;
   $("flush-now").disabled = $("end-input").disabled = config.flush !== "manual";

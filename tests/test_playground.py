@@ -7,6 +7,7 @@ server answers (files, content types, headers, refusals) to plain HTTP and WebSo
 from __future__ import annotations
 
 import json
+import re
 import urllib.request
 from collections.abc import Iterator
 from urllib.error import HTTPError
@@ -152,3 +153,18 @@ def test_the_page_files_are_package_data() -> None:
     for name in playground.ASSETS:
         assert (repo / "elevtts" / "server" / "playground" / name).is_file()
         assert any(fnmatch.fnmatch(f"server/playground/{name}", glob) for glob in globs), name
+
+
+def test_the_readme_sections_the_page_links_to_are_served(server: str) -> None:
+    """The page links to the API's README sections; the server answers them from the installed
+    package's metadata (offline too), with GitHub's anchors, as its own HTML only."""
+    _, _, page = get(f"{http_of(server)}/", accept="text/html")
+    anchors = re.findall(r'href="/playground/readme#([^"]+)"', page.decode())
+    assert {"elevtts-serve", "playground"} <= set(anchors) and len(anchors) == 3
+    status, headers, body = get(f"{http_of(server)}/playground/readme")
+    readme = body.decode()
+    assert status == 200 and headers["Content-Type"].startswith("text/html")
+    for anchor in anchors:
+        assert f'id="{anchor}"' in readme, anchor
+    assert "stream-input" in readme and "<table>" in readme
+    assert "<img" not in readme and "<script" not in readme  # images as their text, raw HTML escaped

@@ -10,7 +10,7 @@
     GET  /v1/voices, /v2/voices, /v1/voices/{id}, /v1/models
     GET|HEAD /health (503 until the voices are loaded and warmed up)
     GET /                       the playground page for a browser (text/html), else {"status": "ok"}
-    GET /playground/{file}      its script and style sheet
+    GET /playground/{file}      its script and style sheet; /playground/readme the README it links to
 
 Bytes and time only: requests are validated in `rest` (pure), text is cut into pieces by the same
 rule as the WebSocket session (`session.cut_piece`) and spoken by the same pipeline
@@ -93,6 +93,7 @@ class HttpApi:
         )
         get, add = app.router.add_get, app.router.add_route  # add_get answers HEAD too
         get("/", self.root)
+        get("/playground/readme", playground.serve_readme)
         get("/playground/{name}", playground.serve_asset)
         get("/health", self.health)
         get("/v1/voices", self.voices)

@@ -305,3 +305,20 @@ def test_a_refused_handshake_is_said_so(browser: Any) -> None:
         page.close()
     finally:
         thread.stop()
+
+
+def test_mu_law_plays_through_web_audio_and_downloads_as_wav(browser: Any, server: str) -> None:
+    page, recorded = open_page(browser, server)
+    wait_until(page, "document.getElementById('voice').options.length > 0")
+    page.select_option("#voice", "espeak")
+    page.select_option("#format", "ulaw_8000")
+    speak(page, TWO_SENTENCES)
+    wait_until(page, "window.playground.highlightChanges.some(change => change.word === 'forest.')")
+    seen = stats(page)
+    assert recorded.audio_frames() and seen["sourcesStarted"] == seen["framesReceived"] >= 2
+    with page.expect_download() as download:
+        page.click("#download-audio")
+    wav = download.value.path().read_bytes()
+    assert wav[:4] == b"RIFF" and int.from_bytes(wav[20:22], "little") == 7  # WAVE_FORMAT_MULAW
+    assert int.from_bytes(wav[24:28], "little") == 8000 and len(wav) > 44 + 8000 * 4  # over 4 s
+    page.close()

@@ -8,8 +8,10 @@
     POST /v1/text-to-speech/{voice_id}/stream/with-timestamps   one such JSON object a line
     POST /v1/audio/speech                                  OpenAI-compatible, streamed
     GET  /v1/voices, /v2/voices, /v1/voices/{id}, /v1/models
-    GET|HEAD /health (503 until the voices are loaded and warmed up, and while draining), GET /
+    GET|HEAD /health (503 until the voices are loaded and warmed up, and while draining)
     GET  /metrics                                          Prometheus text format (`server.metrics`)
+    GET /                       the playground page for a browser (text/html), else {"status": "ok"}
+    GET /playground/{file}      its script and style sheet; /playground/readme the README it links to
 
 Stopping drains: `Server.drain` keeps the port open, refuses every new session with 503 and
 `Retry-After` (so a balancer sends it elsewhere), lets the open ones finish, and closes what is
@@ -39,12 +41,14 @@ from elevtts.formats import OutputFormat, parse_output_format
 from elevtts.logs import log_event
 from elevtts.protocol import DictionaryLocator
 from elevtts.redact import protect_websockets_logs
+from elevtts.server import playground
 from elevtts.server.alignment import TimedAlignment
 from elevtts.server.config import ServerConfig
 from elevtts.server.dictionary import Lexicon
 from elevtts.server.encode import Encoder, opus_available
 from elevtts.server.engines import Engine, available_voices, get_engine
 from elevtts.server.metrics import CONTENT_TYPE_LATEST, SessionRecord
+from elevtts.server.origin import origin_allowed
 from elevtts.server.rest import (
     HttpError,
     SpeechRequest,
@@ -100,6 +104,8 @@ class HttpApi:
         )
         get, add = app.router.add_get, app.router.add_route  # add_get answers HEAD too
         get("/", self.root)
+        get("/playground/readme", playground.serve_readme)
+        get("/playground/{name}", playground.serve_asset)
         get("/health", self.health)
         get("/metrics", self.metrics)
         get("/v1/voices", self.voices)
@@ -188,6 +194,8 @@ class HttpApi:
     # -- operators ---------------------------------------------------------------------------
 
     async def root(self, request: web.Request) -> web.Response:
+        if playground.wants_page(request.headers.get("Accept")):
+            return playground.asset("index.html")
         return _json({"status": "ok"})
 
     async def health(self, request: web.Request) -> web.Response:
@@ -236,6 +244,12 @@ class HttpApi:
     # -- WebSocket ---------------------------------------------------------------------------
 
     async def websocket(self, request: web.Request) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        if not origin_allowed(
+            origin, host=request.host, secure=request.secure, cors_origins=self.config.cors_origins
+        ):
+            message = f"a page on {origin!r} may not open a WebSocket here (see --cors-origin)"
+            return _json({"detail": {"status": "origin_not_allowed", "message": message}}, status=403)
         target = route(request.path_qs, voices=self._voices, full=self.state.full)
         if isinstance(target, JsonResponse):
             return _json(target.body, status=target.status)

@@ -362,12 +362,12 @@ import json, time
 t0 = time.perf_counter()
 import elevtts.cli
 t1 = time.perf_counter()
-import elevtts.server.transport as transport
+import elevtts.server.state as state
 t2 = time.perf_counter()
 from elevtts.server.engines import SynthesisOptions, get_engine
 engine = get_engine("joe")
 t3 = time.perf_counter()
-for text in transport.WARM_UP_TEXTS:
+for text in state.WARM_UP_TEXTS:
     engine.synthesize(text, SynthesisOptions())
 t4 = time.perf_counter()
 engine.synthesize("Hello, world.", SynthesisOptions())

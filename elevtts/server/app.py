@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from elevtts.server.config import ServerConfig
 from elevtts.server.http import Shutdown, serve_forever, server_url, start_server
-from elevtts.server.transport import StreamServer
+from elevtts.server.state import StreamServer
 
 __all__ = ["ServerConfig", "Shutdown", "StreamServer", "serve_forever", "server_url", "start_server"]

@@ -64,8 +64,9 @@ from elevtts.server.rest import (
 )
 from elevtts.server.routes import JsonResponse, route
 from elevtts.server.session import INTERNAL_ERROR_MESSAGE, bearer, cut_piece, keys_match
+from elevtts.server.state import StreamServer
 from elevtts.server.synthesis import Frame, Piece, synthesize
-from elevtts.server.transport import StreamServer
+from elevtts.server.transport import accept
 
 log = logging.getLogger("elevtts.server")
 
@@ -253,7 +254,7 @@ class HttpApi:
         target = route(request.path_qs, voices=self._voices, full=self.state.full)
         if isinstance(target, JsonResponse):
             return _json(target.body, status=target.status)
-        return await self.state.accept(request, target)
+        return await accept(self.state, request, target)
 
     # -- ElevenLabs text to speech -----------------------------------------------------------
 

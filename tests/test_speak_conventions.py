@@ -298,6 +298,17 @@ def test_the_voice_load_is_announced_and_the_total_is_the_whole_command() -> Non
     assert "total (the whole command)" in stderr and "voice load" in stderr
 
 
+def test_the_total_does_not_count_what_a_shell_ran_before(tmp_path: Path) -> None:
+    """`a && elevtts speak ...`: bash execs into elevtts, so the process began with `a`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ELEVENLABS", "ELEVTTS"))}
+    command = f"sleep 2 && exec {sys.executable} -m elevtts speak -v espeak --json 'After a pause.'"
+    started = time.monotonic()
+    done = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, timeout=120)
+    wall_ms = (time.monotonic() - started) * 1000
+    assert done.returncode == 0, done.stderr
+    assert 0 < json.loads(done.stdout)["elapsed_ms"] <= wall_ms - 2000  # the sleep is not elevtts's
+
+
 def test_the_table_and_live_line_read_well() -> None:
     from rich.console import Console
 

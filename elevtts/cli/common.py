@@ -118,18 +118,10 @@ def api_key_for(ctx: typer.Context, api_key: str | None) -> str | None:
 
 
 def process_started_at() -> float:
-    """When this process started, on the `time.monotonic()` clock (Linux: from /proc; elsewhere: now),
-    so "total" counts the interpreter's start and the imports too, as the user's clock does."""
-    import os
-    import time
+    """When elevtts started loading, on the `time.monotonic()` clock: "total" counts the imports too,
+    as the user's clock does (the interpreter's own start, some 30 ms, is left out). The process's
+    start time in /proc is not used: a shell running `a && elevtts ...` execs into elevtts, so that
+    would count what ran before."""
+    from elevtts import STARTED_AT
 
-    now = time.monotonic()
-    try:
-        with open("/proc/self/stat", encoding="ascii") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        with open("/proc/uptime", encoding="ascii") as uptime:
-            up_s = float(uptime.read().split()[0])
-        age_s = up_s - int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22: start time in ticks
-    except (OSError, ValueError, IndexError):
-        return now
-    return now - max(0.0, age_s)
+    return STARTED_AT

@@ -339,13 +339,10 @@ def target_startup(run: Run) -> list[Figure]:
         "import sys\nfrom elevtts.cli import app\ntry:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
         f"print(','.join(m for m in {HEAVY_MODULES!r} if m in sys.modules), file=sys.stderr)\n"
     )
-    imported = (
-        subprocess.run(
-            [PY, "-c", probe], cwd=run.work, env=child_env(), capture_output=True, text=True, check=True
-        )
-        .stderr.strip()
-        .splitlines()[-1]
-    )
+    lines = subprocess.run(
+        [PY, "-c", probe], cwd=run.work, env=child_env(), capture_output=True, text=True, check=True
+    ).stderr.splitlines()
+    imported = lines[-1].strip() if lines else ""  # the probe prints an empty line when none is heavy
     note = f"--help imports {imported}" if imported else "--help imports nothing heavier than Typer and rich"
     return [
         ratio_figure(

@@ -887,7 +887,8 @@ def main() -> int:
     machine = f"{os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}"
     took_s = (datetime.datetime.now(datetime.UTC) - started_at).seconds
     header = [
-        f"# elevtts benchmark ({'quick' if args.quick else 'full'} run)",
+        f"# elevtts benchmark ({'quick' if args.quick else 'full'} run"
+        + (f", targets {','.join(map(str, sorted(only)))})" if args.only else ")"),
         "",
         f"- date: {started_at:%Y-%m-%d %H:%M} UTC; took {took_s} s",
         f"- machine: {machine}",
@@ -895,7 +896,8 @@ def main() -> int:
         f"after {' '.join(f'{x:.2f}' for x in load_after)}",
         f"- {bytecode_note}",
         "- each ratio is to a comparator measured in the same run, alternating; command: "
-        f"`python benchmarks/run.py{' --quick' if args.quick else ''}`",
+        f"`python benchmarks/run.py{' --quick' if args.quick else ''}"
+        f"{f' --only {args.only}' if args.only else ''}`",
     ]
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(markdown(figures, header))

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
 
+from elevtts.choices import FlushPolicy, SendFlush, SubtitleKind, TextNormalization
 from elevtts.errors import UsageError
 from elevtts.formats import FormatError, OutputFormat, parse_output_format
 from elevtts.protocol import (
@@ -27,12 +28,6 @@ from elevtts.protocol import (
     DictionaryLocator,
 )
 from elevtts.target import Region, Target, resolve_target
-
-SendFlush = Literal["end", "sentence", "paragraph", "never"]  # when the sender sends flush: true
-FlushPolicy = Literal["auto", "end", "sentence", "paragraph", "never"]  # the flag: auto picks one
-TextNormalization = Literal["auto", "on", "off"]
-SubtitleKind = Literal["srt", "vtt", "json"]
-LogLevel = Literal["debug", "info", "warning", "error"]
 
 SUBTITLE_KINDS: tuple[SubtitleKind, ...] = get_args(SubtitleKind)
 ENV_FILE = ".env"

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from elevtts.choices import LogLevel
 from elevtts.cli.exit_codes import ExitCode, exit_code_for
-from elevtts.config import LogLevel
 from elevtts.errors import ElevttsError
 
 if TYPE_CHECKING:

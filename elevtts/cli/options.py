@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from elevtts.config import FlushPolicy, LogLevel, TextNormalization
+from elevtts.choices import FlushPolicy, LogLevel, TextNormalization
 from elevtts.formats import DEFAULT_OUTPUT_FORMAT
 from elevtts.target import Region
 

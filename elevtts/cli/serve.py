@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
+from elevtts.choices import LogLevel
 from elevtts.cli.common import fail
 from elevtts.cli.exit_codes import ExitCode
-from elevtts.config import LogLevel
 
 LogFormat = Literal["text", "json"]
 

@@ -15,29 +15,13 @@ from typing import Any
 
 import pytest
 from conftest import assert_speech, decode_mp3
+from test_speak import clean_env, speak  # noqa: F401  (clean_env: autouse here too)
 from typer.testing import CliRunner
 
 from elevtts.cli import app
 from elevtts.cli.exit_codes import ExitCode
 
 SECRET = "sk-debug-secret-never-print-me-0123456789"
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in (
-        "ELEVENLABS_API_KEY",
-        "ELEVTTS_URL",
-        "ELEVTTS_VOICE",
-        "ELEVTTS_OUTPUT_DIR",
-        "ELEVTTS_REGION",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-
-
-def speak(*args: str, input: str | None = None) -> Any:
-    return CliRunner().invoke(app, ["speak", *args], input=input, catch_exceptions=False)
 
 
 def elevtts(
